@@ -1,0 +1,1 @@
+//! The Redis front end: RESP2/RESP3 over TCP.

@@ -1,0 +1,1 @@
+//! (backup) — filled in by its issue.

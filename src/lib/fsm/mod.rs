@@ -1,0 +1,1 @@
+//! (fsm) — filled in by its issue.

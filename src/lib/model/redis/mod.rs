@@ -1,0 +1,1 @@
+//! The Redis data model over MVCC storage.

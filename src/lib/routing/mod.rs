@@ -1,0 +1,1 @@
+//! (routing) — filled in by its issue.
