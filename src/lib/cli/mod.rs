@@ -1,6 +1,49 @@
-//! Command-line front: clap definitions, dispatch and exit codes.
+//! Command-line front: clap definitions, dispatch, exit codes, man pages.
+//!
+//! The binary (`src/bin/elastickv.rs`) only calls [`main`]. Every subcommand
+//! returns `anyhow::Result<ExitCode>`; errors are printed once, to stderr,
+//! with their chain of causes, and mapped to a documented exit code.
+
+pub mod args;
+pub mod exit;
+pub mod man;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command};
+pub use exit::ExitCode;
 
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout and usage errors to stderr.
+            let code = if err.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Ok
+            };
+            let _ = err.print();
+            return code as i32;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code as i32,
+        Err(err) => {
+            eprintln!("elastickv: {err:#}");
+            exit::classify(&err) as i32
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let name = cmd.get_name().to_string();
+            clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+            Ok(ExitCode::Ok)
+        }
+    }
 }
