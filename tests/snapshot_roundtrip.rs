@@ -153,6 +153,8 @@ fn an_empty_snapshot_round_trips() {
     let reader = SnapshotReader::new(bytes.as_slice()).unwrap();
     assert_eq!(reader.header(), &sample_header());
     assert!(read_all(reader).unwrap().is_empty());
+    // The smallest valid file, as docs/snapshot-format.md derives it.
+    assert_eq!(write_to_vec(&SnapshotHeader::default(), &[]).len(), 119);
 }
 
 #[test]
@@ -266,7 +268,8 @@ fn example_snapshot() -> Vec<u8> {
 /// `ELASTICKV_BLESS=1` rewrites the fixture after a deliberate change.
 #[test]
 fn the_committed_example_matches_the_writer_byte_for_byte() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshot/example.fsm");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshot/example.fsm");
     let written = example_snapshot();
     if std::env::var_os("ELASTICKV_BLESS").is_some() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -277,7 +280,14 @@ fn the_committed_example_matches_the_writer_byte_for_byte() {
 
     let summary = verify_file(&path).unwrap();
     assert_eq!(summary.header.cluster_id, "demo");
-    assert_eq!(summary.counts, RecordCounts { data: 1, lock: 0, meta: 1 });
+    assert_eq!(
+        summary.counts,
+        RecordCounts {
+            data: 1,
+            lock: 0,
+            meta: 1
+        }
+    );
     let records = read_all(SnapshotReader::open(&path).unwrap()).unwrap();
     assert_eq!(records[0].key, b"k1");
     assert_eq!(records[1].value, 42u64.to_le_bytes());
