@@ -92,7 +92,9 @@ impl<W: Write> SnapshotWriter<W> {
                 key_preview(&self.last_key)
             )));
         }
-        let record_offset = self.written + if section + 1 == self.opened { 0 } else { 2 };
+        // Sections not yet opened get a two-byte marker each before the record.
+        let markers_due = (section + 1).saturating_sub(self.opened) as u64;
+        let record_offset = self.written + 2 * markers_due;
         check_cap("key", key.len(), KEY_CAP, record_offset + 1)?;
         check_cap(
             "value",
@@ -247,6 +249,13 @@ mod tests {
                 assert_eq!(cap, KEY_CAP);
                 // After the header, the section marker (2 bytes) and the cf id.
                 assert_eq!(offset, w.bytes_written() + 3);
+            }
+            other => panic!("expected CapExceeded, got {other:?}"),
+        }
+        // A meta record first would follow three section markers.
+        match w.write_record(Cf::Meta, &key, b"") {
+            Err(SnapshotError::CapExceeded { offset, .. }) => {
+                assert_eq!(offset, w.bytes_written() + 7);
             }
             other => panic!("expected CapExceeded, got {other:?}"),
         }
