@@ -171,7 +171,7 @@ impl GroupStore {
                                     .raw_iterator_cf_opt(cf, range_read_options(lower.clone(), None));
                                 it.seek_to_last();
                                 if let Some(last) = it.key() {
-                                    batch.delete_range_cf(cf, &lower, last);
+                                    batch.delete_range_cf(cf, lower.as_slice(), last);
                                     batch.delete_cf(cf, last);
                                 }
                                 super::reads::iter_status(&it)?;

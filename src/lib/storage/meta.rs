@@ -46,7 +46,8 @@ pub fn pin_key(id: u64) -> Vec<u8> {
 pub fn encode_applied_index(index: u64) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..8].copy_from_slice(&index.to_be_bytes());
-    out[8..].copy_from_slice(&crc32c::crc32c(&out[..8]).to_be_bytes());
+    let crc = crc32c::crc32c(&out[..8]);
+    out[8..].copy_from_slice(&crc.to_be_bytes());
     out
 }
 
