@@ -120,9 +120,9 @@ pub fn physical_bound(user_key: &[u8]) -> Vec<u8> {
     escape(user_key)
 }
 
-/// Splits a data key into (escaped prefix with terminator, commit ts) without
-/// validating the escaping. `None` if it is too short to hold a terminator
-/// and timestamp or the terminator is not where it must be.
+/// Splits a data key into (escaped prefix with terminator, commit ts).
+/// `None` if it is too short to hold a terminator and timestamp, the
+/// terminator is not where it must be, or the escaping is invalid.
 pub(crate) fn split_data_key(phys: &[u8]) -> Option<(&[u8], Timestamp)> {
     if phys.len() < TERMINATOR.len() + TS_LEN {
         return None;
@@ -131,9 +131,26 @@ pub(crate) fn split_data_key(phys: &[u8]) -> Option<(&[u8], Timestamp)> {
     if !prefix.ends_with(&TERMINATOR) {
         return None;
     }
+    if !is_valid_escaped(&prefix[..prefix.len() - TERMINATOR.len()]) {
+        return None;
+    }
     let mut raw = [0u8; TS_LEN];
     raw.copy_from_slice(ts);
     Some((prefix, !u64::from_be_bytes(raw)))
+}
+
+/// True when `escaped` is a valid escaped string (every 0x00 is followed
+/// by 0xFF). Cheap: no allocation.
+pub(crate) fn is_valid_escaped(escaped: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(pos) = escaped[i..].iter().position(|&b| b == 0) {
+        let at = i + pos;
+        if escaped.get(at + 1) != Some(&0xFF) {
+            return false;
+        }
+        i = at + 2;
+    }
+    true
 }
 
 /// Decodes the user key of an escaped-key-plus-terminator prefix, naming
@@ -151,7 +168,7 @@ pub fn decode_data_key(phys: &[u8]) -> Result<(Vec<u8>, Timestamp), StorageError
         StorageError::corrupt(
             "data",
             phys,
-            "not escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp",
+            "malformed data key (expected escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp)",
         )
     })?;
     Ok((decode_prefix("data", phys, prefix)?, ts))

@@ -51,7 +51,7 @@ pub(crate) fn current_version<'i>(it: &'i RawIter<'_>) -> Result<Option<(&'i [u8
     match it.item() {
         Some((key, value)) => {
             let (_, ts) = split_data_key(key).ok_or_else(|| {
-                StorageError::corrupt("data", key, "not escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp")
+                StorageError::corrupt("data", key, "malformed data key (expected escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp)")
             })?;
             Ok(Some((key, value, ts)))
         }
