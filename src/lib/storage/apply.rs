@@ -256,3 +256,58 @@ impl GroupStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::options::StoreOptions;
+
+    fn put(key: &[u8]) -> Mutation {
+        Mutation::Put { key: key.to_vec(), value: b"v".to_vec(), expire_at: 0 }
+    }
+
+    #[test]
+    fn conflicts_write_only_the_applied_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let first = WriteIntent { start_ts: 1, commit_ts: 10, mutations: vec![put(b"k")], applied_index: Some(1), ..Default::default() };
+        assert_eq!(store.apply(&first).unwrap(), Outcome::Committed);
+        assert_eq!(store.apply(&first).unwrap(), Outcome::AlreadyApplied);
+        let stale = WriteIntent {
+            start_ts: 5,
+            commit_ts: 20,
+            validate: true,
+            read_ranges: vec![(b"a".to_vec(), Some(b"z".to_vec()))],
+            mutations: vec![put(b"other")],
+            applied_index: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(store.apply(&stale).unwrap(), Outcome::Conflict { key: b"k".to_vec() });
+        assert_eq!(store.applied_index(), 2);
+        assert_eq!(store.get(b"other", 30).unwrap(), None);
+        assert_eq!(store.last_commit_ts(), 10);
+    }
+
+    #[test]
+    fn delete_range_and_purge_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let load = WriteIntent { start_ts: 1, commit_ts: 10, mutations: vec![put(b"a"), put(b"b"), put(b"c")], ..Default::default() };
+        store.apply(&load).unwrap();
+        let del = WriteIntent {
+            start_ts: 19,
+            commit_ts: 20,
+            mutations: vec![put(b"bb"), Mutation::DeleteRange { start: b"b".to_vec(), end: Some(b"c".to_vec()) }],
+            ..Default::default()
+        };
+        store.apply(&del).unwrap();
+        assert_eq!(store.get(b"b", 25).unwrap(), None);
+        assert_eq!(store.get(b"bb", 25).unwrap(), None, "a put earlier in the batch is deleted too");
+        assert_eq!(store.get(b"b", 15).unwrap().unwrap().commit_ts, 10, "history stays");
+        let purge = WriteIntent { start_ts: 29, commit_ts: 30, mutations: vec![Mutation::PurgeRange { start: b"b".to_vec(), end: None }], ..Default::default() };
+        store.apply(&purge).unwrap();
+        assert_eq!(store.latest_commit_ts(b"b").unwrap(), None);
+        assert_eq!(store.latest_commit_ts(b"c").unwrap(), None);
+        assert_eq!(store.latest_commit_ts(b"a").unwrap(), Some(10));
+    }
+}

@@ -440,3 +440,49 @@ mod tests {
         assert_eq!(versions_to_drop(&versions, 10, &[10, 6]), Vec::<usize>::new());
     }
 }
+
+#[cfg(test)]
+mod runner_tests {
+    use super::*;
+    use crate::storage::api::{Mutation, WriteIntent};
+    use crate::storage::options::StoreOptions;
+
+    #[test]
+    fn runner_compacts_in_the_background_and_fences_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(GroupStore::open(dir.path(), StoreOptions::default()).unwrap());
+        for ts in [10u64, 20] {
+            let m = Mutation::Put { key: b"k".to_vec(), value: ts.to_be_bytes().to_vec(), expire_at: 0 };
+            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: vec![m], ..Default::default() }).unwrap();
+        }
+        let runner = CompactionRunner::spawn(Arc::clone(&store), Duration::from_secs(3600), 16, || {
+            Some(CompactionPlan { target: 25, exclude: Vec::new() })
+        })
+        .unwrap();
+        runner.trigger();
+        assert!(runner.wait_for_runs(1, Duration::from_secs(30)));
+        let stats = runner.last_result().unwrap().unwrap();
+        assert_eq!(stats.versions_removed, 1);
+        assert_eq!(store.watermark(), 25);
+        runner.stop();
+        assert!(matches!(store.get(b"k", 15), Err(StorageError::ReadTimestampCompacted { read_ts: 15, watermark: 25 })));
+        assert_eq!(store.get(b"k", 25).unwrap().unwrap().commit_ts, 20);
+    }
+
+    #[test]
+    fn excluded_ranges_keep_their_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        for ts in [10u64, 20] {
+            let muts = [b"a", b"m", b"z"]
+                .iter()
+                .map(|k| Mutation::Put { key: k.to_vec(), value: vec![], expire_at: 0 })
+                .collect();
+            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: muts, ..Default::default() }).unwrap();
+        }
+        let opts = CompactOptions { batch_keys: 1, exclude: vec![(b"m".to_vec(), Some(b"n".to_vec()))], now_ms: 0 };
+        let stats = store.compact(30, &opts).unwrap();
+        assert_eq!(stats.versions_removed, 2, "a and z lose their old version, m keeps it");
+        assert_eq!(stats.keys_examined, 2);
+    }
+}

@@ -187,3 +187,70 @@ impl GroupStore {
         self.reload_meta()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::api::{Mutation, WriteIntent};
+    use crate::storage::options::StoreOptions;
+
+    fn put(store: &GroupStore, key: &[u8], ts: u64, index: u64) {
+        let intent = WriteIntent {
+            start_ts: ts - 1,
+            commit_ts: ts,
+            mutations: vec![
+                Mutation::Put { key: key.to_vec(), value: key.to_vec(), expire_at: 0 },
+                Mutation::MetaPut { key: b"m".to_vec(), value: key.to_vec() },
+            ],
+            applied_index: Some(index),
+            ..WriteIntent::default()
+        };
+        store.apply(&intent).unwrap();
+    }
+
+    fn records(snap: &GroupSnapshot<'_>) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+        Cf::STATE_MACHINE
+            .into_iter()
+            .flat_map(|cf| snap.iter(cf).map(move |r| r.map(|(k, v)| (cf, k.to_vec(), v.to_vec()))))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn snapshot_is_point_in_time_and_restores_elsewhere() {
+        let a_dir = tempfile::tempdir().unwrap();
+        let a = GroupStore::open(a_dir.path(), StoreOptions::default()).unwrap();
+        put(&a, b"k1", 10, 1);
+        let snap = a.snapshot();
+        put(&a, b"k2", 20, 2);
+        assert_eq!(snap.applied_index(), 1);
+        assert_eq!(snap.last_commit_ts(), 10);
+        let image = records(&snap);
+        assert!(image.iter().all(|(_, k, _)| !k.starts_with(b"k2")));
+
+        let b_dir = tempfile::tempdir().unwrap();
+        let b = GroupStore::open(b_dir.path(), StoreOptions::default()).unwrap();
+        put(&b, b"old", 5, 9);
+        b.restore_from(image.into_iter().map(Ok)).unwrap();
+        assert!(!b.restore_incomplete());
+        assert_eq!(b.applied_index(), 1);
+        assert_eq!(b.last_commit_ts(), 10);
+        assert_eq!(b.get(b"k1", 100).unwrap().unwrap().value, b"k1");
+        assert_eq!(b.get(b"old", 100).unwrap(), None, "restore replaces the old state");
+        assert_eq!(b.meta_get(b"m").unwrap(), Some(b"k1".to_vec()));
+    }
+
+    #[test]
+    fn restore_refuses_raft_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let err = store
+            .restore_from(std::iter::once(Ok((Cf::RaftLog, vec![1], vec![2]))))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::InvalidArgument(_)));
+        assert!(store.restore_incomplete());
+        // A second, good restore clears the marker.
+        store.restore_from(std::iter::empty()).unwrap();
+        assert!(!store.restore_incomplete());
+    }
+}
