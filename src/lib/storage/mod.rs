@@ -1,5 +1,6 @@
 //! The storage layer: one RocksDB database per Raft group holding MVCC data,
 //! transaction locks, group metadata and the Raft log (ARCHITECTURE.md §3).
+//! The byte layouts and invariants are documented in docs/storage.md.
 //!
 //! Invariants kept here:
 //! - all versions of a user key are contiguous, newest first; the physical
@@ -10,8 +11,28 @@
 //!   `ReadTimestampCompacted` instead of returning history that is gone.
 
 pub mod api;
+mod apply;
+pub mod error;
+mod gc;
+pub mod keys;
+pub mod meta;
+pub mod options;
+mod reads;
+mod snapshot;
+mod store;
+pub mod value;
 
 pub use api::{
     Cf, CompactStats, Direction, Mutation, Outcome, Pin, ScanPage, ScanRequest, VersionedValue,
     WriteIntent,
 };
+pub use error::StorageError;
+pub use gc::{CompactOptions, CompactionPlan, CompactionRunner};
+pub use keys::{
+    NS_DYNAMODB, NS_REDIS, NS_S3, NS_SQS, NS_SYSTEM, decode_data_key, decode_lock_key,
+    encode_data_key, encode_key_prefix, encode_lock_key, route_bound, route_prefix,
+};
+pub use options::StoreOptions;
+pub use snapshot::{GroupSnapshot, SnapshotIter};
+pub use store::GroupStore;
+pub use value::{StoredVersion, decode_value, encode_value};

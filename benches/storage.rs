@@ -1,0 +1,163 @@
+//! Storage benchmarks: each store operation beside the raw RocksDB calls that
+//! do the same physical work, on the same database (same options, same data):
+//! point get, multi-get of 32 keys, a 1 000-row scan, and a 100-key batched
+//! put. Goal: store gets and scans ≥ 0.7× raw throughput.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use elastickv::storage::{
+    Cf, Direction, GroupStore, Mutation, ScanRequest, StoreOptions, WriteIntent, encode_data_key,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+
+const KEYS: u64 = 100_000;
+const LOAD_TS: u64 = 100;
+const VALUE_LEN: usize = 100;
+
+fn user_key(i: u64) -> Vec<u8> {
+    format!("user{i:010}").into_bytes()
+}
+
+fn setup() -> (tempfile::TempDir, GroupStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions { sync_writes: false, block_cache_bytes: 256 << 20, create_if_missing: true };
+    let store = GroupStore::open(dir.path(), opts).unwrap();
+    let value = vec![7u8; VALUE_LEN];
+    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
+        let intent = WriteIntent {
+            start_ts: LOAD_TS - 1,
+            commit_ts: LOAD_TS,
+            mutations: chunk
+                .iter()
+                .map(|&i| Mutation::Put { key: user_key(i), value: value.clone(), expire_at: 0 })
+                .collect(),
+            ..WriteIntent::default()
+        };
+        store.apply(&intent).unwrap();
+    }
+    store.db().flush_cf(store.cf(Cf::Data).unwrap()).unwrap();
+    (dir, store)
+}
+
+fn benches(c: &mut Criterion) {
+    let (_dir, store) = setup();
+    let data = store.cf(Cf::Data).unwrap();
+    let db = store.db();
+    let mut rng = StdRng::seed_from_u64(7);
+
+    let mut g = c.benchmark_group("point_get");
+    g.bench_function("store", |b| {
+        b.iter(|| black_box(store.get(&user_key(rng.random_range(0..KEYS)), 1_000).unwrap()))
+    });
+    g.bench_function("raw", |b| {
+        b.iter(|| {
+            let phys = encode_data_key(&user_key(rng.random_range(0..KEYS)), LOAD_TS);
+            black_box(db.get_pinned_cf(data, phys).unwrap().map(|v| v.len()))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("multi_get_32");
+    g.bench_function("store", |b| {
+        b.iter_batched(
+            || (0..32).map(|_| user_key(rng.random_range(0..KEYS))).collect::<Vec<_>>(),
+            |keys| black_box(store.multi_get(&keys, 1_000).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("raw", |b| {
+        b.iter_batched(
+            || {
+                (0..32)
+                    .map(|_| encode_data_key(&user_key(rng.random_range(0..KEYS)), LOAD_TS))
+                    .collect::<Vec<_>>()
+            },
+            |keys| black_box(db.batched_multi_get_cf(data, &keys, false).len()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("scan_1000");
+    g.bench_function("store", |b| {
+        b.iter(|| {
+            let start = rng.random_range(0..KEYS - 1_000);
+            let req = ScanRequest {
+                start: user_key(start),
+                end: None,
+                read_ts: 1_000,
+                limit: 1_000,
+                direction: Direction::Forward,
+                resume: None,
+                keys_only: false,
+            };
+            black_box(store.scan(&req).unwrap().rows.len())
+        })
+    });
+    g.bench_function("raw", |b| {
+        b.iter(|| {
+            let start = rng.random_range(0..KEYS - 1_000);
+            let mut ro = ReadOptions::default();
+            ro.set_total_order_seek(true);
+            let mut it = db.raw_iterator_cf_opt(data, ro);
+            it.seek(encode_data_key(&user_key(start), LOAD_TS));
+            let mut rows = Vec::with_capacity(1_000);
+            while rows.len() < 1_000 {
+                let Some((k, v)) = it.item() else { break };
+                rows.push((k.to_vec(), v.to_vec()));
+                it.next();
+            }
+            black_box(rows.len())
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("batched_put_100");
+    let mut next_ts = LOAD_TS + 1;
+    let value = vec![9u8; VALUE_LEN];
+    g.bench_function("store", |b| {
+        b.iter(|| {
+            next_ts += 1;
+            let intent = WriteIntent {
+                start_ts: next_ts - 1,
+                commit_ts: next_ts,
+                mutations: (0..100)
+                    .map(|_| Mutation::Put {
+                        key: user_key(rng.random_range(0..KEYS)),
+                        value: value.clone(),
+                        expire_at: 0,
+                    })
+                    .collect(),
+                ..WriteIntent::default()
+            };
+            black_box(store.apply(&intent).unwrap())
+        })
+    });
+    g.bench_function("raw", |b| {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        b.iter(|| {
+            next_ts += 1;
+            let mut batch = WriteBatch::default();
+            for _ in 0..100 {
+                batch.put_cf(data, encode_data_key(&user_key(rng.random_range(0..KEYS)), next_ts), &value);
+            }
+            db.write_opt(batch, &wo).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = storage;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(20);
+    targets = benches
+}
+criterion_main!(storage);

@@ -1,0 +1,90 @@
+//! How a group's RocksDB database is opened: the column families and the
+//! options each one gets. The raw-RocksDB benchmarks open their baseline with
+//! the same function, so comparisons are like for like.
+//!
+//! Invariant: the data column family's prefix extractor maps a data key to
+//! its `escape(user_key) ‖ 0x00 0x01` prefix (the key without its 8-byte
+//! timestamp); all versions of a user key share it and are contiguous, which
+//! is what RocksDB requires of a prefix extractor. Point reads use prefix
+//! bloom filters; scans use total-order iteration.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, SliceTransform};
+
+use super::api::Cf;
+use super::error::StorageError;
+use super::keys::{TS_LEN, split_data_key};
+
+/// Options of one group store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// fsync the WAL on every applied batch (default true). Watermark,
+    /// applied-index raises and restore markers are always synced.
+    pub sync_writes: bool,
+    /// LRU block cache shared by the column families of this database.
+    pub block_cache_bytes: usize,
+    /// Create the database (and any missing column family) if absent.
+    pub create_if_missing: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync_writes: true,
+            block_cache_bytes: 64 << 20,
+            create_if_missing: true,
+        }
+    }
+}
+
+fn mvcc_prefix(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(TS_LEN)]
+}
+
+fn is_data_key(key: &[u8]) -> bool {
+    split_data_key(key).is_some()
+}
+
+fn table_options(cache: &Cache) -> BlockBasedOptions {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table
+}
+
+/// Options of column family `cf` (exposed for the raw-RocksDB baselines).
+pub fn cf_options(cf: Cf, cache: &Cache) -> Options {
+    let mut opts = Options::default();
+    let mut table = table_options(cache);
+    if cf == Cf::Data {
+        opts.set_prefix_extractor(SliceTransform::create(
+            "elastickv.mvcc_prefix.v1",
+            mvcc_prefix,
+            Some(is_data_key),
+        ));
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        table.set_whole_key_filtering(false);
+    }
+    opts.set_block_based_table_factory(&table);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts
+}
+
+/// Opens (or creates) the database at `path` with every column family.
+pub fn open_db(path: &Path, opts: &StoreOptions) -> Result<Arc<DB>, StorageError> {
+    let cache = Cache::new_lru_cache(opts.block_cache_bytes.max(1 << 20));
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(opts.create_if_missing);
+    db_opts.create_missing_column_families(opts.create_if_missing);
+    db_opts.set_max_background_jobs(2);
+    db_opts.set_bytes_per_sync(1 << 20);
+    let descriptors = Cf::ALL
+        .into_iter()
+        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
+    let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(StorageError::rocks("open"))?;
+    Ok(Arc::new(db))
+}

@@ -1,0 +1,337 @@
+//! Reads of a `GroupStore` at a timestamp: point get, multi-get, latest
+//! commit ts, and forward/reverse paged scans.
+//!
+//! Invariants: the visible version of a key at `read_ts` is its newest
+//! version with `commit_ts <= read_ts`; a tombstone or an expired version
+//! hides the key (no fall-back to older versions). Scans hold at most one
+//! page of rows in memory and bound the RocksDB iterator by the physical
+//! range, so their cost follows the page, not the range.
+
+use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
+
+use super::api::{Cf, Direction, ScanPage, ScanRequest, VersionedValue};
+use super::error::StorageError;
+use super::keys::{self, TS_LEN, data_key_from_prefix, decode_prefix, prefix_successor, split_data_key};
+use super::store::GroupStore;
+use super::value::{VersionRef, decode_value_ref};
+use crate::clock::Timestamp;
+
+pub(crate) type RawIter<'a> = DBRawIteratorWithThreadMode<'a, DB>;
+
+/// How many `next()` steps to try before re-seeking past a key's versions.
+const NEXT_BEFORE_SEEK: usize = 4;
+
+/// Read options for point lookups: prefix bloom filters, one key's versions.
+pub(crate) fn point_read_options() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_prefix_same_as_start(true);
+    ro
+}
+
+/// Read options for range iteration over physical `[lower, upper)`.
+pub(crate) fn range_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_total_order_seek(true);
+    if !lower.is_empty() {
+        ro.set_iterate_lower_bound(lower);
+    }
+    if let Some(upper) = upper {
+        ro.set_iterate_upper_bound(upper);
+    }
+    ro
+}
+
+pub(crate) fn iter_status(it: &RawIter<'_>) -> Result<(), StorageError> {
+    it.status().map_err(StorageError::rocks("iterate"))
+}
+
+/// The iterator's current data key split into (prefix, ts), or a corruption
+/// error naming it. `None` when the iterator is exhausted (status checked).
+pub(crate) fn current_version<'i>(it: &'i RawIter<'_>) -> Result<Option<(&'i [u8], &'i [u8], Timestamp)>, StorageError> {
+    match it.item() {
+        Some((key, value)) => {
+            let (_, ts) = split_data_key(key).ok_or_else(|| {
+                StorageError::corrupt("data", key, "malformed data key (expected escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp)")
+            })?;
+            Ok(Some((key, value, ts)))
+        }
+        None => {
+            iter_status(it)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Moves the iterator past every remaining version of the key with `prefix`.
+pub(crate) fn skip_versions(it: &mut RawIter<'_>, prefix: &[u8]) {
+    for _ in 0..NEXT_BEFORE_SEEK {
+        it.next();
+        match it.key() {
+            Some(k) if k.starts_with(prefix) => {}
+            _ => return,
+        }
+    }
+    it.seek(prefix_successor(prefix));
+}
+
+fn row(
+    user_key: Vec<u8>,
+    commit_ts: Timestamp,
+    v: &VersionRef<'_>,
+    keys_only: bool,
+) -> VersionedValue {
+    VersionedValue {
+        key: user_key,
+        value: if keys_only { Vec::new() } else { v.body.to_vec() },
+        commit_ts,
+        start_ts: v.start_ts,
+        expire_at: v.expire_at,
+    }
+}
+
+impl GroupStore {
+    /// Value of `key` visible at `read_ts`, if live.
+    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, StorageError> {
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+        self.check_read_ts(read_ts)?;
+        let prefix = keys::encode_key_prefix(key);
+        visible_at(&mut it, &prefix, key, read_ts)
+    }
+
+    /// `get` for many keys through one iterator; results in input order.
+    pub fn multi_get(&self, keys_in: &[Vec<u8>], read_ts: Timestamp) -> Result<Vec<Option<VersionedValue>>, StorageError> {
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+        self.check_read_ts(read_ts)?;
+        let mut order: Vec<usize> = (0..keys_in.len()).collect();
+        order.sort_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
+        let mut out = vec![None; keys_in.len()];
+        for i in order {
+            let prefix = keys::encode_key_prefix(&keys_in[i]);
+            out[i] = visible_at(&mut it, &prefix, &keys_in[i], read_ts)?;
+        }
+        Ok(out)
+    }
+
+    /// Commit ts of the newest version of `key` of any kind (tombstones and
+    /// expired values included); not fenced by the watermark.
+    pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+        let prefix = keys::encode_key_prefix(key);
+        newest_version_ts(&mut it, &prefix)
+    }
+
+    /// One page of the keys in `[start, end)` visible at `read_ts`.
+    pub fn scan(&self, req: &ScanRequest) -> Result<ScanPage, StorageError> {
+        if req.limit == 0 || req.end.as_ref().is_some_and(|end| end <= &req.start) {
+            self.check_read_ts(req.read_ts)?;
+            return Ok(ScanPage::default());
+        }
+        let mut lower = keys::physical_bound(&req.start);
+        let mut upper = req.end.as_deref().map(keys::physical_bound);
+        match (&req.resume, req.direction) {
+            (Some(resume), Direction::Forward) => {
+                let after = prefix_successor(&keys::encode_key_prefix(resume));
+                if after > lower {
+                    lower = after;
+                }
+            }
+            (Some(resume), Direction::Reverse) => {
+                let before = keys::physical_bound(resume);
+                if upper.as_ref().is_none_or(|u| &before < u) {
+                    upper = Some(before);
+                }
+            }
+            (None, _) => {}
+        }
+        if upper.as_ref().is_some_and(|u| u <= &lower) {
+            self.check_read_ts(req.read_ts)?;
+            return Ok(ScanPage::default());
+        }
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(Cf::Data)?, range_read_options(lower, upper));
+        self.check_read_ts(req.read_ts)?;
+        match req.direction {
+            Direction::Forward => scan_forward(&mut it, req),
+            Direction::Reverse => scan_reverse(&mut it, req),
+        }
+    }
+}
+
+/// Newest version ts of the key with `prefix` (iterator in prefix mode or
+/// total order; it is re-seeked).
+pub(crate) fn newest_version_ts(it: &mut RawIter<'_>, prefix: &[u8]) -> Result<Option<Timestamp>, StorageError> {
+    it.seek(data_key_from_prefix(prefix, Timestamp::MAX));
+    match current_version(it)? {
+        Some((key, _, ts)) if key.starts_with(prefix) => {
+            check_version_key(key, prefix)?;
+            Ok(Some(ts))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A key that starts with a prefix must be exactly prefix ‖ 8 bytes.
+fn check_version_key(key: &[u8], prefix: &[u8]) -> Result<(), StorageError> {
+    if key.len() != prefix.len() + TS_LEN {
+        return Err(StorageError::corrupt("data", key, "trailing bytes after the version timestamp"));
+    }
+    Ok(())
+}
+
+/// The live version of the key with `prefix` visible at `read_ts`.
+fn visible_at(
+    it: &mut RawIter<'_>,
+    prefix: &[u8],
+    user_key: &[u8],
+    read_ts: Timestamp,
+) -> Result<Option<VersionedValue>, StorageError> {
+    it.seek(data_key_from_prefix(prefix, read_ts));
+    let Some((key, value, ts)) = current_version(it)? else {
+        return Ok(None);
+    };
+    if !key.starts_with(prefix) {
+        return Ok(None);
+    }
+    check_version_key(key, prefix)?;
+    let v = decode_value_ref(key, value)?;
+    Ok(v.is_live_at(read_ts).then(|| row(user_key.to_vec(), ts, &v, false)))
+}
+
+fn scan_forward(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, StorageError> {
+    let mut page = ScanPage::default();
+    it.seek_to_first();
+    let mut prefix = Vec::new();
+    loop {
+        let Some((key, _, ts)) = current_version(it)? else {
+            break;
+        };
+        prefix.clear();
+        prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
+        if ts > req.read_ts {
+            it.seek(data_key_from_prefix(&prefix, req.read_ts));
+            match current_version(it)? {
+                Some((k, _, _)) if k.starts_with(&prefix) => {}
+                // No version old enough: the iterator already sits on the next key.
+                _ => continue,
+            }
+        }
+        let Some((key, value, ts)) = current_version(it)? else {
+            break;
+        };
+        check_version_key(key, &prefix)?;
+        let v = decode_value_ref(key, value)?;
+        if v.is_live_at(req.read_ts) {
+            let user_key = decode_prefix("data", key, &prefix)?;
+            page.rows.push(row(user_key, ts, &v, req.keys_only));
+            if page.rows.len() >= req.limit {
+                page.resume = page.rows.last().map(|r| r.key.clone());
+                break;
+            }
+        }
+        skip_versions(it, &prefix);
+    }
+    Ok(page)
+}
+
+fn scan_reverse(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, StorageError> {
+    let mut page = ScanPage::default();
+    it.seek_to_last();
+    let mut prefix = Vec::new();
+    loop {
+        // Positioned on the oldest version of some key.
+        let Some((key, value, ts)) = current_version(it)? else {
+            break;
+        };
+        prefix.clear();
+        prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
+        check_version_key(key, &prefix)?;
+        let mut found = if ts <= req.read_ts {
+            let v = decode_value_ref(key, value)?;
+            Some(v.is_live_at(req.read_ts).then(|| row(Vec::new(), ts, &v, req.keys_only)))
+        } else {
+            None
+        };
+        it.prev();
+        if it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            // Several versions: find the visible one directly, then step
+            // below the whole key.
+            it.seek(data_key_from_prefix(&prefix, req.read_ts));
+            found = match current_version(it)? {
+                Some((k, val, ts)) if k.starts_with(&prefix) => {
+                    check_version_key(k, &prefix)?;
+                    let v = decode_value_ref(k, val)?;
+                    Some(v.is_live_at(req.read_ts).then(|| row(Vec::new(), ts, &v, req.keys_only)))
+                }
+                _ => None,
+            };
+            it.seek_for_prev(&prefix[..prefix.len() - keys::TERMINATOR.len()]);
+        } else {
+            iter_status(it)?;
+        }
+        if let Some(Some(mut r)) = found {
+            let phys = data_key_from_prefix(&prefix, r.commit_ts);
+            r.key = decode_prefix("data", &phys, &prefix)?;
+            page.rows.push(r);
+            if page.rows.len() >= req.limit {
+                page.resume = page.rows.last().map(|r| r.key.clone());
+                break;
+            }
+        }
+    }
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::api::{Mutation, WriteIntent};
+    use crate::storage::options::StoreOptions;
+
+    fn store_with(versions: &[(&[u8], u64, Option<u64>)]) -> (tempfile::TempDir, GroupStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions { sync_writes: false, ..StoreOptions::default() }).unwrap();
+        for &(key, ts, expire) in versions {
+            let m = match expire {
+                Some(expire_at) => Mutation::Put { key: key.to_vec(), value: ts.to_be_bytes().to_vec(), expire_at },
+                None => Mutation::Delete { key: key.to_vec() },
+            };
+            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: vec![m], ..Default::default() }).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn scan(store: &GroupStore, direction: Direction, read_ts: u64, limit: usize, resume: Option<Vec<u8>>) -> ScanPage {
+        store
+            .scan(&ScanRequest { start: Vec::new(), end: None, read_ts, limit, direction, resume, keys_only: false })
+            .unwrap()
+    }
+
+    #[test]
+    fn newest_visible_version_wins_and_tombstones_and_ttl_hide() {
+        let (_d, store) = store_with(&[(b"a", 10, Some(0)), (b"a", 20, None), (b"a", 30, Some(35)), (b"b", 5, Some(0))]);
+        assert_eq!(store.get(b"a", 9).unwrap(), None);
+        assert_eq!(store.get(b"a", 15).unwrap().unwrap().commit_ts, 10);
+        assert_eq!(store.get(b"a", 25).unwrap(), None, "tombstone hides older value");
+        assert_eq!(store.get(b"a", 34).unwrap().unwrap().expire_at, 35);
+        assert_eq!(store.get(b"a", 35).unwrap(), None, "expired, no fall-back");
+        assert_eq!(store.latest_commit_ts(b"a").unwrap(), Some(30));
+        assert_eq!(store.latest_commit_ts(b"zz").unwrap(), None);
+        let got = store.multi_get(&[b"b".to_vec(), b"a".to_vec(), b"b".to_vec()], 15).unwrap();
+        assert_eq!(got.iter().map(|v| v.as_ref().map(|v| v.commit_ts)).collect::<Vec<_>>(), vec![Some(5), Some(10), Some(5)]);
+    }
+
+    #[test]
+    fn paged_scans_resume_in_both_directions() {
+        let (_d, store) = store_with(&[(b"a", 10, Some(0)), (b"a\x00", 11, Some(0)), (b"b", 12, None), (b"c", 13, Some(0))]);
+        let p1 = scan(&store, Direction::Forward, 100, 2, None);
+        assert_eq!(p1.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"a\x00".to_vec()]);
+        let p2 = scan(&store, Direction::Forward, 100, 2, p1.resume);
+        assert_eq!(p2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"c".to_vec()]);
+        assert_eq!(p2.resume, None);
+        let r1 = scan(&store, Direction::Reverse, 100, 1, None);
+        assert_eq!(r1.rows[0].key, b"c");
+        let r2 = scan(&store, Direction::Reverse, 100, 5, r1.resume);
+        assert_eq!(r2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"a\x00".to_vec(), b"a".to_vec()]);
+    }
+}
