@@ -9,6 +9,7 @@
 //! model/*          each service's records over MVCC storage keys
 //! backup, snapshot logical tree format; .fsm snapshot files
 //! routing          route keys, ownership
+//! txn              optimistic transactions over one group
 //! raft             raft-rs driving, log storage, transport, lease reads
 //! fsm              Raft commands and their deterministic apply
 //! storage          RocksDB MVCC store of one group
@@ -28,3 +29,4 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod storage;
+pub mod txn;

@@ -11,11 +11,12 @@
 //!   `max(proposed commit_ts, last_commit_ts + 1)`.
 
 pub mod command;
-// group: enabled once the storage implementation lands
-// pub mod group;
+
+pub mod group;
 pub mod ownership;
 
 pub use command::{ApplyOutcome, Command, CommandError};
+pub use group::{FsmError, Group, GroupOptions};
 
 pub use ownership::{OwnedRange, OwnershipTable};
 

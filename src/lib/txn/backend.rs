@@ -1,0 +1,54 @@
+//! What a transaction needs from the layer below: fresh read timestamps,
+//! reads at a timestamp, and committing a command.
+
+use std::future::Future;
+
+use crate::clock::Timestamp;
+use crate::fsm::{ApplyOutcome, Command, FsmError};
+use crate::storage::{ScanPage, ScanRequest, VersionedValue};
+
+/// Errors a transaction can meet.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// Another commit changed a key or range this transaction read or wrote.
+    #[error("write conflict on key {}", hex::encode(key))]
+    Conflict { key: Vec<u8> },
+    /// The group refused the write (for example, a key it does not own).
+    #[error("write refused: {reason}")]
+    Refused { reason: String, key: Vec<u8> },
+    /// This node cannot serve right now (no leader, lease lost, shutting
+    /// down); the caller may retry or forward.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("clock: {0}")]
+    Clock(#[from] crate::clock::HlcError),
+    #[error(transparent)]
+    Fsm(#[from] FsmError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// One group's transactional key-value access.
+pub trait KvBackend: Send + Sync + 'static {
+    /// A read timestamp taken after the freshness check (lease or ReadIndex
+    /// plus wait-for-apply): every write acknowledged before this call is
+    /// visible at it, and no later commit lands at or below it.
+    fn read_ts(&self) -> impl Future<Output = Result<Timestamp, TxnError>> + Send;
+
+    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError>;
+
+    fn multi_get(
+        &self,
+        keys: &[Vec<u8>],
+        read_ts: Timestamp,
+    ) -> Result<Vec<Option<VersionedValue>>, TxnError>;
+
+    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, TxnError>;
+
+    /// Replicates and applies a command; returns once applied on this node.
+    /// The backend stamps the command's commit timestamp itself, at a point
+    /// ordered after every read timestamp it has handed out, so a commit
+    /// never lands at or below a timestamp some reader already used.
+    fn commit(&self, command: Command)
+    -> impl Future<Output = Result<ApplyOutcome, TxnError>> + Send;
+}
