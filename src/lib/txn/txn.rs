@@ -28,6 +28,9 @@ pub struct TxnValue {
     pub value: Vec<u8>,
     /// HLC timestamp at which the value expires (0 = never).
     pub expire_at: Timestamp,
+    /// Commit timestamp of the version read; 0 for this transaction's own
+    /// uncommitted write.
+    pub commit_ts: Timestamp,
 }
 
 /// An optimistic transaction over one [`KvBackend`].
@@ -91,6 +94,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                 Pending::Put { value, expire_at } => Some(TxnValue {
                     value: value.clone(),
                     expire_at: *expire_at,
+                    commit_ts: 0,
                 }),
                 Pending::Delete => None,
             });
@@ -105,6 +109,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             .map(|v| TxnValue {
                 value: v.value,
                 expire_at: v.expire_at,
+                commit_ts: v.commit_ts,
             }))
     }
 
@@ -132,6 +137,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                 out[slot] = value.map(|v| TxnValue {
                     value: v.value,
                     expire_at: v.expire_at,
+                    commit_ts: v.commit_ts,
                 });
             }
             self.read_keys.extend(remote_keys);
@@ -213,7 +219,14 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                     page.next(); // shadowed by our own write
                 }
                 if let Pending::Put { value, expire_at } = pending {
-                    out.push((key, TxnValue { value, expire_at }));
+                    out.push((
+                        key,
+                        TxnValue {
+                            value,
+                            expire_at,
+                            commit_ts: 0,
+                        },
+                    ));
                 }
             } else {
                 let Some(row) = page.next() else { break };
@@ -223,6 +236,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                         TxnValue {
                             value: row.value,
                             expire_at: row.expire_at,
+                            commit_ts: row.commit_ts,
                         },
                     ));
                 }
