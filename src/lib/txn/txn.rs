@@ -124,6 +124,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                     out[i] = Some(TxnValue {
                         value: value.clone(),
                         expire_at: *expire_at,
+                        commit_ts: 0,
                     });
                 }
             } else if !self.deleted_by_range(key) {
