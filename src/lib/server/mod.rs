@@ -1,1 +1,7 @@
-//! (server) — filled in by its issue.
+//! Process wiring for `elastickv serve`: opens the data dir, starts the Raft
+//! node and its groups, the admin gRPC service, the metrics endpoint and the
+//! protocol front ends, and shuts them down in order.
+
+pub mod state_machine;
+
+pub use state_machine::{ApplyObserver, GroupStateMachine};
