@@ -20,8 +20,14 @@
 //! manifest and every checksum verified; input bytes never cause a panic.
 
 pub mod checksums;
+pub mod error;
 pub mod filename;
 pub mod json;
 pub mod keymap;
 pub mod manifest;
+pub mod redis;
 pub mod rfc3339;
+pub mod service;
+pub mod tree;
+
+pub use error::BackupError;
