@@ -154,7 +154,9 @@ impl<W: WallClock> Hlc<W> {
             return Ok(now);
         }
         if fence && now >= ceiling {
-            return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+            return Err(HlcError::CeilingExpired {
+                ceiling_ms: ceiling,
+            });
         }
         // The ceiling is also a floor: a leader that took over uses it so
         // that it sorts above whatever the previous leader could issue.
@@ -181,7 +183,9 @@ impl<W: WallClock> Hlc<W> {
             }
             let ceiling = self.ceiling_ms();
             if fence && ceiling > 0 && wall > ceiling {
-                return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+                return Err(HlcError::CeilingExpired {
+                    ceiling_ms: ceiling,
+                });
             }
             let first = compose(wall, first_logical);
             let last = first + (n - 1);
