@@ -21,7 +21,9 @@ fn mutate(seed: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
 }
 
 fn valid_manifest() -> Vec<u8> {
-    Manifest::new_live(std::time::UNIX_EPOCH, 7).to_bytes().unwrap()
+    Manifest::new_live(std::time::UNIX_EPOCH, 7)
+        .to_bytes()
+        .unwrap()
 }
 
 const KEYMAP_SEED: &[u8] = b"{\"encoded\":\"e\",\"original\":\"YWJj\",\"kind\":\"sha-fallback\"}\n{\"encoded\":\"f\",\"original\":\"\",\"kind\":\"k\"}\n";
@@ -74,7 +76,9 @@ fn oversized_lines_are_refused_without_buffering_them() {
     let huge = vec![b'a'; 64 << 20];
     assert!(KeymapReader::new(&huge[..]).next().unwrap().is_err());
     let dir = tempfile::tempdir().unwrap();
-    assert!(checksums::verify_from_reader(dir.path(), &huge[..], VerifyOptions::default()).is_err());
+    assert!(
+        checksums::verify_from_reader(dir.path(), &huge[..], VerifyOptions::default()).is_err()
+    );
     let mut manifest = valid_manifest();
     manifest.resize(elastickv::backup::manifest::MAX_MANIFEST_BYTES + 1, b' ');
     assert!(Manifest::from_bytes(&manifest).is_err());

@@ -13,14 +13,16 @@ use elastickv::backup::checksums::write_checksums;
 use elastickv::backup::filename::{encode_segment, is_sha_fallback};
 use elastickv::backup::manifest::{Manifest, RedisScope};
 use elastickv::backup::redis::{
-    RedisError, RedisMapping, RedisRecord, RedisTreeReader, RedisTreeWriter, RedisValue, StreamEntry, StreamId,
+    RedisError, RedisMapping, RedisRecord, RedisTreeReader, RedisTreeWriter, RedisValue,
+    StreamEntry, StreamId,
 };
 use elastickv::backup::service::{ServiceMapping, ServiceWriter};
 use elastickv::backup::tree::{TreeError, TreeReader, TreeWriter};
 use proptest::prelude::*;
 
 fn manifest() -> Manifest {
-    let mut m = Manifest::new_snapshot_decode(UNIX_EPOCH + Duration::from_secs(1_777_000_000), "in.fsm");
+    let mut m =
+        Manifest::new_snapshot_decode(UNIX_EPOCH + Duration::from_secs(1_777_000_000), "in.fsm");
     m.adapters.redis = Some(RedisScope::default());
     m
 }
@@ -48,7 +50,11 @@ fn read_tree(root: &Path) -> Result<Vec<RedisRecord>, BackupError> {
 }
 
 fn rec(key: &[u8], ttl: Option<u64>, value: RedisValue) -> RedisRecord {
-    RedisRecord { key: key.to_vec(), expire_at_ms: ttl, value }
+    RedisRecord {
+        key: key.to_vec(),
+        expire_at_ms: ttl,
+        value,
+    }
 }
 
 fn s(text: &str) -> Vec<u8> {
@@ -59,18 +65,41 @@ fn sample() -> Vec<RedisRecord> {
     let long_key = vec![b'k'; 300];
     vec![
         rec(b"greeting", None, RedisValue::String(s("hello"))),
-        rec(b"session:abc123", Some(1_735_689_600_000), RedisValue::String(vec![0, 0xFF, 1])),
+        rec(
+            b"session:abc123",
+            Some(1_735_689_600_000),
+            RedisValue::String(vec![0, 0xFF, 1]),
+        ),
         rec(&long_key, Some(42), RedisValue::String(s("long"))),
         rec(b"visitors", Some(7), RedisValue::Hll(vec![1, 2, 3])),
-        rec(b"user:1", None, RedisValue::Hash(vec![(s("name"), s("alice")), (vec![0xFF], s("bin"))])),
-        rec(b"queue", Some(9), RedisValue::List(vec![s("1"), s("2"), vec![0xC0]])),
+        rec(
+            b"user:1",
+            None,
+            RedisValue::Hash(vec![(s("name"), s("alice")), (vec![0xFF], s("bin"))]),
+        ),
+        rec(
+            b"queue",
+            Some(9),
+            RedisValue::List(vec![s("1"), s("2"), vec![0xC0]]),
+        ),
         rec(b"tags", None, RedisValue::Set(vec![s("b"), s("a")])),
-        rec(b"board", None, RedisValue::ZSet(vec![(s("alice"), 100.0), (s("bob"), f64::INFINITY), (s("c"), -0.25)])),
+        rec(
+            b"board",
+            None,
+            RedisValue::ZSet(vec![
+                (s("alice"), 100.0),
+                (s("bob"), f64::INFINITY),
+                (s("c"), -0.25),
+            ]),
+        ),
         rec(
             b"events",
             Some(11),
             RedisValue::Stream {
-                entries: vec![StreamEntry { id: StreamId { ms: 5, seq: 1 }, fields: vec![(s("f"), s("v1")), (s("f"), s("v2"))] }],
+                entries: vec![StreamEntry {
+                    id: StreamId { ms: 5, seq: 1 },
+                    fields: vec![(s("f"), s("v1")), (s("f"), s("v2"))],
+                }],
                 last_id: StreamId { ms: 6, seq: 0 },
             },
         ),
@@ -78,7 +107,10 @@ fn sample() -> Vec<RedisRecord> {
 }
 
 fn by_key(records: Vec<RedisRecord>) -> BTreeMap<Vec<u8>, RedisRecord> {
-    records.into_iter().map(|r| (r.key.clone(), r.canonical().unwrap())).collect()
+    records
+        .into_iter()
+        .map(|r| (r.key.clone(), r.canonical().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -91,7 +123,10 @@ fn sample_round_trips() {
 #[test]
 fn sha256sum_accepts_the_checksums_file() {
     let (_base, out) = write_tree(&sample());
-    let status = Command::new("sha256sum").args(["-c", "--quiet", "--strict", "CHECKSUMS"]).current_dir(&out).status();
+    let status = Command::new("sha256sum")
+        .args(["-c", "--quiet", "--strict", "CHECKSUMS"])
+        .current_dir(&out)
+        .status();
     match status {
         Ok(status) => assert!(status.success(), "sha256sum -c CHECKSUMS failed"),
         Err(err) => panic!("sha256sum is part of coreutils and must be present: {err}"),
@@ -120,12 +155,23 @@ fn jq_parses_every_json_file() {
     for path in all_files(&out) {
         let name = path.to_string_lossy();
         if name.ends_with(".json") || name.ends_with(".jsonl") {
-            let output = Command::new("jq").args(["-e", "."]).arg(&path).output().unwrap();
-            assert!(output.status.success(), "jq refused {name}: {}", String::from_utf8_lossy(&output.stderr));
+            let output = Command::new("jq")
+                .args(["-e", "."])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "jq refused {name}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 8, "expected the manifest, collections, sidecars and KEYMAP, got {checked}");
+    assert!(
+        checked >= 8,
+        "expected the manifest, collections, sidecars and KEYMAP, got {checked}"
+    );
 }
 
 #[test]
@@ -133,24 +179,40 @@ fn any_flipped_byte_removed_or_added_file_is_refused() {
     let (_base, out) = write_tree(&sample());
     for path in all_files(&out) {
         let original = fs::read(&path).unwrap();
-        let positions: Vec<usize> = if original.is_empty() { vec![] } else { vec![0, original.len() / 2, original.len() - 1] };
+        let positions: Vec<usize> = if original.is_empty() {
+            vec![]
+        } else {
+            vec![0, original.len() / 2, original.len() - 1]
+        };
         for pos in positions {
             for mask in [0x01u8, 0x0A, 0x20, 0x80] {
                 let mut tampered = original.clone();
                 tampered[pos] ^= mask;
                 fs::write(&path, &tampered).unwrap();
-                assert!(read_tree(&out).is_err(), "{} byte {pos} ^ {mask:#x} accepted", path.display());
+                assert!(
+                    read_tree(&out).is_err(),
+                    "{} byte {pos} ^ {mask:#x} accepted",
+                    path.display()
+                );
             }
         }
         fs::write(&path, &original).unwrap();
         fs::remove_file(&path).unwrap();
-        assert!(read_tree(&out).is_err(), "removing {} went unnoticed", path.display());
+        assert!(
+            read_tree(&out).is_err(),
+            "removing {} went unnoticed",
+            path.display()
+        );
         fs::write(&path, &original).unwrap();
     }
     for dir in ["", "redis", "redis/db_0", "redis/db_0/strings"] {
         let extra = out.join(dir).join("extra.bin");
         fs::write(&extra, b"").unwrap();
-        assert!(read_tree(&out).is_err(), "added {} went unnoticed", extra.display());
+        assert!(
+            read_tree(&out).is_err(),
+            "added {} went unnoticed",
+            extra.display()
+        );
         fs::remove_file(&extra).unwrap();
     }
     read_tree(&out).unwrap();
@@ -161,19 +223,33 @@ fn layout_follows_the_format() {
     let (_base, out) = write_tree(&sample());
     let db = out.join("redis/db_0");
     assert_eq!(fs::read(db.join("strings/greeting.bin")).unwrap(), b"hello");
-    assert!(db.join("strings/session%3Aabc123.bin").exists(), "names go through encode_segment");
-    assert_eq!(fs::read(db.join("hll/visitors.bin")).unwrap(), vec![1, 2, 3]);
+    assert!(
+        db.join("strings/session%3Aabc123.bin").exists(),
+        "names go through encode_segment"
+    );
+    assert_eq!(
+        fs::read(db.join("hll/visitors.bin")).unwrap(),
+        vec![1, 2, 3]
+    );
     let ttl = fs::read_to_string(db.join("strings_ttl.jsonl")).unwrap();
     assert!(ttl.contains("{\"key\":\"session%3Aabc123\",\"expire_at_ms\":1735689600000}\n"));
-    assert_eq!(fs::read_to_string(db.join("hll_ttl.jsonl")).unwrap(), "{\"key\":\"visitors\",\"expire_at_ms\":7}\n");
+    assert_eq!(
+        fs::read_to_string(db.join("hll_ttl.jsonl")).unwrap(),
+        "{\"key\":\"visitors\",\"expire_at_ms\":7}\n"
+    );
     let list = fs::read_to_string(db.join("lists/queue.json")).unwrap();
     assert!(list.contains("\"expire_at_ms\": 9") && !list.ends_with('\n'));
     let stream = fs::read_to_string(db.join("streams/events.jsonl")).unwrap();
-    assert!(stream.ends_with("{\"_meta\":true,\"length\":1,\"last_ms\":6,\"last_seq\":0,\"expire_at_ms\":11}\n"));
+    assert!(stream.ends_with(
+        "{\"_meta\":true,\"length\":1,\"last_ms\":6,\"last_seq\":0,\"expire_at_ms\":11}\n"
+    ));
     let keymap = fs::read_to_string(db.join("KEYMAP.jsonl")).unwrap();
     let long_name = encode_segment(&[b'k'; 300]);
     assert!(is_sha_fallback(&long_name));
-    assert!(keymap.starts_with(&format!("{{\"encoded\":\"{long_name}\"")) && keymap.ends_with("\"kind\":\"sha-fallback\"}\n"));
+    assert!(
+        keymap.starts_with(&format!("{{\"encoded\":\"{long_name}\""))
+            && keymap.ends_with("\"kind\":\"sha-fallback\"}\n")
+    );
     assert!(db.join(format!("strings/{long_name}.bin")).exists());
 }
 
@@ -181,7 +257,12 @@ fn layout_follows_the_format() {
 fn no_keymap_or_ttl_sidecar_when_not_needed() {
     let (_base, out) = write_tree(&[rec(b"a", None, RedisValue::String(s("1")))]);
     let db = out.join("redis/db_0");
-    for name in ["KEYMAP.jsonl", "strings_ttl.jsonl", "hll_ttl.jsonl", "hashes"] {
+    for name in [
+        "KEYMAP.jsonl",
+        "strings_ttl.jsonl",
+        "hll_ttl.jsonl",
+        "hashes",
+    ] {
         assert!(!db.join(name).exists(), "{name} should not exist");
     }
 }
@@ -193,11 +274,22 @@ fn empty_collections_still_emit_a_file() {
         rec(b"l", None, RedisValue::List(vec![])),
         rec(b"s", None, RedisValue::Set(vec![])),
         rec(b"z", None, RedisValue::ZSet(vec![])),
-        rec(b"x", None, RedisValue::Stream { entries: vec![], last_id: StreamId::default() }),
+        rec(
+            b"x",
+            None,
+            RedisValue::Stream {
+                entries: vec![],
+                last_id: StreamId::default(),
+            },
+        ),
     ];
     let (_base, out) = write_tree(&records);
     let db = out.join("redis/db_0");
-    assert!(fs::read_to_string(db.join("hashes/h.json")).unwrap().contains("\"fields\": []"));
+    assert!(
+        fs::read_to_string(db.join("hashes/h.json"))
+            .unwrap()
+            .contains("\"fields\": []")
+    );
     assert_eq!(
         fs::read_to_string(db.join("streams/x.jsonl")).unwrap(),
         "{\"_meta\":true,\"length\":0,\"last_ms\":0,\"last_seq\":0,\"expire_at_ms\":null}\n"
@@ -219,9 +311,14 @@ fn a_key_is_written_once_whatever_its_type() {
     let base = tempfile::tempdir().unwrap();
     let tree = TreeWriter::create(base.path().join("dump")).unwrap();
     let mut writer = RedisTreeWriter::new(&tree, 0);
-    writer.write(&rec(b"k", None, RedisValue::String(s("1")))).unwrap();
+    writer
+        .write(&rec(b"k", None, RedisValue::String(s("1"))))
+        .unwrap();
     for value in [RedisValue::String(s("2")), RedisValue::Hash(vec![])] {
-        assert!(matches!(writer.write(&rec(b"k", None, value)), Err(RedisError::DuplicateKey { .. })));
+        assert!(matches!(
+            writer.write(&rec(b"k", None, value)),
+            Err(RedisError::DuplicateKey { .. })
+        ));
     }
     writer.close().unwrap();
 }
@@ -233,11 +330,18 @@ fn writer_refuses_values_redis_cannot_hold() {
     let mut writer = RedisTreeWriter::new(&tree, 0);
     let bad = [
         rec(b"a", None, RedisValue::ZSet(vec![(s("m"), f64::NAN)])),
-        rec(b"b", None, RedisValue::Hash(vec![(s("f"), s("1")), (s("f"), s("2"))])),
+        rec(
+            b"b",
+            None,
+            RedisValue::Hash(vec![(s("f"), s("1")), (s("f"), s("2"))]),
+        ),
         rec(b"c", Some(0), RedisValue::String(s("x"))),
     ];
     for record in &bad {
-        assert!(matches!(writer.write(record), Err(RedisError::InvalidRecord { .. })));
+        assert!(matches!(
+            writer.write(record),
+            Err(RedisError::InvalidRecord { .. })
+        ));
     }
     writer.close().unwrap();
 }
@@ -248,8 +352,15 @@ fn unfinished_writer_blocks_publication() {
     let tree = TreeWriter::create(base.path().join("dump")).unwrap();
     let writer = RedisTreeWriter::new(&tree, 0);
     drop(writer);
-    assert!(matches!(tree.finish(&manifest()), Err(TreeError::UnfinishedServices { count: 1 })));
-    assert_eq!(fs::read_dir(base.path()).unwrap().count(), 0, "no tree and no staging left behind");
+    assert!(matches!(
+        tree.finish(&manifest()),
+        Err(TreeError::UnfinishedServices { count: 1 })
+    ));
+    assert_eq!(
+        fs::read_dir(base.path()).unwrap().count(),
+        0,
+        "no tree and no staging left behind"
+    );
 }
 
 /// Builds a tree by hand (as a foreign producer could), with valid
@@ -305,18 +416,30 @@ fn reader_accepts_go_style_sidecars_and_envelopes() {
         ("redis/db_0/zsets/z.json", br#"{"format_version":1,"members":[{"member":"m","score":"-inf"},{"member":"n","score":1e+21}],"expire_at_ms":5}"#),
     ]);
     let records = by_key(read_tree(&root).unwrap());
-    assert_eq!(records[&s("h")].value, RedisValue::Hash(vec![(vec![0xFF], s("v"))]));
+    assert_eq!(
+        records[&s("h")].value,
+        RedisValue::Hash(vec![(vec![0xFF], s("v"))])
+    );
     assert_eq!(records[&s("h")].expire_at_ms, None);
-    assert_eq!(records[&s("z")].value, RedisValue::ZSet(vec![(s("m"), f64::NEG_INFINITY), (s("n"), 1e21)]));
+    assert_eq!(
+        records[&s("z")].value,
+        RedisValue::ZSet(vec![(s("m"), f64::NEG_INFINITY), (s("n"), 1e21)])
+    );
 }
 
 #[test]
 fn reader_requires_redis_in_the_manifest() {
     let base = tempfile::tempdir().unwrap();
     let out = base.path().join("dump");
-    TreeWriter::create(&out).unwrap().finish(&Manifest::new_live(UNIX_EPOCH, 1)).unwrap();
+    TreeWriter::create(&out)
+        .unwrap()
+        .finish(&Manifest::new_live(UNIX_EPOCH, 1))
+        .unwrap();
     let tree = TreeReader::open(&out).unwrap();
-    assert!(matches!(RedisTreeReader::new(&tree, 0), Err(RedisError::NotInManifest)));
+    assert!(matches!(
+        RedisTreeReader::new(&tree, 0),
+        Err(RedisError::NotInManifest)
+    ));
 }
 
 #[test]
@@ -334,26 +457,49 @@ fn bytes_strategy(max: usize) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn pairs_strategy() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
-    proptest::collection::btree_map(bytes_strategy(8), bytes_strategy(16), 0..5).prop_map(|m| m.into_iter().collect())
+    proptest::collection::btree_map(bytes_strategy(8), bytes_strategy(16), 0..5)
+        .prop_map(|m| m.into_iter().collect())
 }
 
 fn value_strategy() -> impl Strategy<Value = RedisValue> {
-    let score = prop_oneof![any::<f64>().prop_filter("not NaN", |f| !f.is_nan()), Just(f64::INFINITY), Just(f64::NEG_INFINITY)];
+    let score = prop_oneof![
+        any::<f64>().prop_filter("not NaN", |f| !f.is_nan()),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY)
+    ];
     prop_oneof![
         bytes_strategy(64).prop_map(RedisValue::String),
         bytes_strategy(64).prop_map(RedisValue::Hll),
         pairs_strategy().prop_map(RedisValue::Hash),
         proptest::collection::vec(bytes_strategy(16), 0..6).prop_map(RedisValue::List),
-        proptest::collection::btree_set(bytes_strategy(16), 0..6).prop_map(|s| RedisValue::Set(s.into_iter().collect())),
-        proptest::collection::btree_map(bytes_strategy(16), score, 0..6).prop_map(|m| RedisValue::ZSet(m.into_iter().collect())),
-        (proptest::collection::btree_map((0u64..1000, 0u64..3), proptest::collection::vec((bytes_strategy(8), bytes_strategy(8)), 0..3), 0..5), 0u64..5)
+        proptest::collection::btree_set(bytes_strategy(16), 0..6)
+            .prop_map(|s| RedisValue::Set(s.into_iter().collect())),
+        proptest::collection::btree_map(bytes_strategy(16), score, 0..6)
+            .prop_map(|m| RedisValue::ZSet(m.into_iter().collect())),
+        (
+            proptest::collection::btree_map(
+                (0u64..1000, 0u64..3),
+                proptest::collection::vec((bytes_strategy(8), bytes_strategy(8)), 0..3),
+                0..5
+            ),
+            0u64..5
+        )
             .prop_map(|(entries, extra)| {
                 let entries: Vec<StreamEntry> = entries
                     .into_iter()
-                    .map(|((ms, seq), fields)| StreamEntry { id: StreamId { ms, seq }, fields })
+                    .map(|((ms, seq), fields)| StreamEntry {
+                        id: StreamId { ms, seq },
+                        fields,
+                    })
                     .collect();
                 let newest = entries.last().map(|e| e.id).unwrap_or_default();
-                RedisValue::Stream { entries, last_id: StreamId { ms: newest.ms + extra, seq: newest.seq } }
+                RedisValue::Stream {
+                    entries,
+                    last_id: StreamId {
+                        ms: newest.ms + extra,
+                        seq: newest.seq,
+                    },
+                }
             }),
     ]
 }

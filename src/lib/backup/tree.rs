@@ -61,18 +61,28 @@ pub enum TreeError {
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
-    move |source| TreeError::Io { path: path.to_path_buf(), source }
+    move |source| TreeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Checks that `rel` is a non-empty relative path of plain components.
 fn check_rel(rel: &Path) -> Result<(), TreeError> {
-    let invalid = |reason| TreeError::InvalidPath { path: rel.to_path_buf(), reason };
+    let invalid = |reason| TreeError::InvalidPath {
+        path: rel.to_path_buf(),
+        reason,
+    };
     let bytes = rel.as_os_str().as_encoded_bytes();
     if bytes.is_empty() {
         return Err(invalid("empty"));
     }
     // `components()` silently drops interior `.` and repeated `/`.
-    if bytes.split(|b| *b == b'/').skip(1).any(|part| part.is_empty() || part == b".") {
+    if bytes
+        .split(|b| *b == b'/')
+        .skip(1)
+        .any(|part| part.is_empty() || part == b".")
+    {
         return Err(invalid("'.' or empty component"));
     }
     for component in rel.components() {
@@ -90,12 +100,17 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>, TreeError> {
     match fs::symlink_metadata(path) {
         Ok(meta) => Ok(Some(meta)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(TreeError::Io { path: path.to_path_buf(), source }),
+        Err(source) => Err(TreeError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 fn sync_dir(path: &Path) -> Result<(), TreeError> {
-    File::open(path).and_then(|dir| dir.sync_all()).map_err(io_at(path))
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_at(path))
 }
 
 /// What [`TreeWriter::finish`] published.
@@ -127,7 +142,10 @@ impl TreeWriter {
         })?;
         if let Some(meta) = lstat(&output)? {
             let empty_dir = meta.is_dir()
-                && fs::read_dir(&output).map_err(io_at(&output))?.next().is_none();
+                && fs::read_dir(&output)
+                    .map_err(io_at(&output))?
+                    .next()
+                    .is_none();
             if !empty_dir {
                 return Err(TreeError::OutputNotEmpty { path: output });
             }
@@ -140,7 +158,10 @@ impl TreeWriter {
         let mut prefix = OsString::from(".");
         prefix.push(name);
         prefix.push(".staging-");
-        let staging = tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent).map_err(io_at(&parent))?;
+        let staging = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(&parent)
+            .map_err(io_at(&parent))?;
         Ok(TreeWriter {
             output,
             staging,
@@ -176,7 +197,9 @@ impl TreeWriter {
                 Some(meta) if meta.file_type().is_symlink() => {
                     return Err(TreeError::Symlink { path: current });
                 }
-                Some(meta) if !meta.is_dir() => return Err(TreeError::NotADirectory { path: current }),
+                Some(meta) if !meta.is_dir() => {
+                    return Err(TreeError::NotADirectory { path: current });
+                }
                 Some(_) => {}
                 None => match DirBuilder::new().mode(0o755).create(&current) {
                     Ok(()) => {}
@@ -185,7 +208,12 @@ impl TreeWriter {
                             return Err(TreeError::NotADirectory { path: current });
                         }
                     }
-                    Err(source) => return Err(TreeError::Io { path: current, source }),
+                    Err(source) => {
+                        return Err(TreeError::Io {
+                            path: current,
+                            source,
+                        });
+                    }
                 },
             }
         }
@@ -200,15 +228,28 @@ impl TreeWriter {
     pub fn create_file(&self, rel: &Path) -> Result<TreeFile, TreeError> {
         check_rel(rel)?;
         let (Some(parent), Some(_)) = (rel.parent(), rel.file_name()) else {
-            return Err(TreeError::InvalidPath { path: rel.to_path_buf(), reason: "no file name" });
+            return Err(TreeError::InvalidPath {
+                path: rel.to_path_buf(),
+                reason: "no file name",
+            });
         };
         let dir = self.ensure_dir(parent)?;
         let target = self.staging.path().join(rel);
         if lstat(&target)?.is_some() {
-            return Err(TreeError::AlreadyExists { path: rel.to_path_buf() });
+            return Err(TreeError::AlreadyExists {
+                path: rel.to_path_buf(),
+            });
         }
-        let temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io_at(&dir))?;
-        Ok(TreeFile { rel: rel.to_path_buf(), target, out: BufWriter::new(temp), written: 0 })
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(io_at(&dir))?;
+        Ok(TreeFile {
+            rel: rel.to_path_buf(),
+            target,
+            out: BufWriter::new(temp),
+            written: 0,
+        })
     }
 
     /// Writes the whole file `rel` atomically (temp, fsync, rename).
@@ -240,7 +281,8 @@ impl TreeWriter {
 
     /// Marks a service writer as finished.
     pub fn end_service(&self) {
-        self.open_services.set(self.open_services.get().saturating_sub(1));
+        self.open_services
+            .set(self.open_services.get().saturating_sub(1));
     }
 
     /// Writes `MANIFEST.json`, then `CHECKSUMS`, syncs everything and
@@ -266,12 +308,18 @@ impl TreeWriter {
         let summary = checksums::write_checksums(self.staging.path())?;
         let staging = self.staging.keep();
         let publish = || -> Result<(), TreeError> {
-            fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(io_at(&staging))?;
+            fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
+                .map_err(io_at(&staging))?;
             fs::rename(&staging, &self.output).map_err(|source| match source.raw_os_error() {
                 Some(libc::ENOTEMPTY) | Some(libc::EEXIST) | Some(libc::ENOTDIR) => {
-                    TreeError::OutputNotEmpty { path: self.output.clone() }
+                    TreeError::OutputNotEmpty {
+                        path: self.output.clone(),
+                    }
                 }
-                _ => TreeError::Io { path: self.output.clone(), source },
+                _ => TreeError::Io {
+                    path: self.output.clone(),
+                    source,
+                },
             })?;
             let parent = match self.output.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -285,7 +333,10 @@ impl TreeWriter {
             }
             return Err(err);
         }
-        Ok(PublishedTree { root: self.output.clone(), checksums: summary })
+        Ok(PublishedTree {
+            root: self.output.clone(),
+            checksums: summary,
+        })
     }
 }
 
@@ -342,9 +393,14 @@ impl TreeFile {
         temp.as_file().sync_all().map_err(io_at(&self.rel))?;
         temp.persist_noclobber(&self.target).map_err(|err| {
             if err.error.kind() == io::ErrorKind::AlreadyExists {
-                TreeError::AlreadyExists { path: self.rel.clone() }
+                TreeError::AlreadyExists {
+                    path: self.rel.clone(),
+                }
             } else {
-                TreeError::Io { path: self.rel.clone(), source: err.error }
+                TreeError::Io {
+                    path: self.rel.clone(),
+                    source: err.error,
+                }
             }
         })?;
         Ok(())
@@ -376,8 +432,15 @@ impl TreeReader {
     pub fn open(root: impl AsRef<Path>) -> Result<TreeReader, TreeError> {
         let root = root.as_ref().to_path_buf();
         match lstat(&root)? {
-            None => return Err(TreeError::Io { path: root, source: io::ErrorKind::NotFound.into() }),
-            Some(meta) if meta.file_type().is_symlink() => return Err(TreeError::Symlink { path: root }),
+            None => {
+                return Err(TreeError::Io {
+                    path: root,
+                    source: io::ErrorKind::NotFound.into(),
+                });
+            }
+            Some(meta) if meta.file_type().is_symlink() => {
+                return Err(TreeError::Symlink { path: root });
+            }
             Some(meta) if !meta.is_dir() => return Err(TreeError::NotADirectory { path: root }),
             Some(_) => {}
         }
@@ -388,11 +451,18 @@ impl TreeReader {
         }
         let checksums = checksums::verify_checksums(
             &root,
-            VerifyOptions { require_complete: true, require_canonical: true },
+            VerifyOptions {
+                require_complete: true,
+                require_canonical: true,
+            },
         )?;
         let bytes = read_checked(&root, Path::new(MANIFEST_FILE), MAX_MANIFEST_BYTES as u64)?;
         let manifest = Manifest::from_bytes(&bytes)?;
-        Ok(TreeReader { root, manifest, checksums })
+        Ok(TreeReader {
+            root,
+            manifest,
+            checksums,
+        })
     }
 
     /// The verified manifest.
@@ -451,7 +521,10 @@ impl TreeReader {
             if !kind.is_dir() && !kind.is_file() {
                 return Err(TreeError::NotRegular { path: entry.path() });
             }
-            entries.push(TreeEntry { name: entry.file_name(), is_dir: kind.is_dir() });
+            entries.push(TreeEntry {
+                name: entry.file_name(),
+                is_dir: kind.is_dir(),
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(entries))
@@ -459,56 +532,62 @@ impl TreeReader {
 }
 
 fn checked_path(root: &Path, rel: &Path) -> Result<Option<(PathBuf, fs::Metadata)>, TreeError> {
-        check_rel(rel)?;
-        let mut current = root.to_path_buf();
-        let mut meta = None;
-        for component in rel.components() {
-            current.push(component);
-            match lstat(&current)? {
-                Some(m) if m.file_type().is_symlink() => return Err(TreeError::Symlink { path: current }),
-                Some(m) => meta = Some(m),
-                None => return Ok(None),
+    check_rel(rel)?;
+    let mut current = root.to_path_buf();
+    let mut meta = None;
+    for component in rel.components() {
+        current.push(component);
+        match lstat(&current)? {
+            Some(m) if m.file_type().is_symlink() => {
+                return Err(TreeError::Symlink { path: current });
             }
+            Some(m) => meta = Some(m),
+            None => return Ok(None),
         }
-        Ok(meta.map(|m| (current, m)))
     }
+    Ok(meta.map(|m| (current, m)))
+}
 
 fn open_checked(root: &Path, rel: &Path) -> Result<Option<File>, TreeError> {
-        let Some((path, _)) = checked_path(root, rel)? else {
-            return Ok(None);
-        };
-        let file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|source| match source.raw_os_error() {
-                Some(libc::ELOOP) => TreeError::Symlink { path: path.clone() },
-                _ => TreeError::Io { path: path.clone(), source },
-            })?;
-        let meta = file.metadata().map_err(io_at(&path))?;
-        if !meta.is_file() {
-            return Err(TreeError::NotRegular { path });
-        }
-        if meta.nlink() > 1 {
-            return Err(TreeError::HardLinked { path });
-        }
-        Ok(Some(file))
+    let Some((path, _)) = checked_path(root, rel)? else {
+        return Ok(None);
+    };
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => TreeError::Symlink { path: path.clone() },
+            _ => TreeError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+    let meta = file.metadata().map_err(io_at(&path))?;
+    if !meta.is_file() {
+        return Err(TreeError::NotRegular { path });
     }
+    if meta.nlink() > 1 {
+        return Err(TreeError::HardLinked { path });
+    }
+    Ok(Some(file))
+}
 
 fn read_checked(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, TreeError> {
-        let full = root.join(rel);
-        let file = open_checked(root, rel)?.ok_or_else(|| TreeError::Io {
-            path: full.clone(),
-            source: io::ErrorKind::NotFound.into(),
-        })?;
-        let mut out = Vec::new();
-        file.take(limit + 1).read_to_end(&mut out).map_err(io_at(&full))?;
-        if out.len() as u64 > limit {
-            return Err(TreeError::TooLarge { path: full, limit });
-        }
-        Ok(out)
+    let full = root.join(rel);
+    let file = open_checked(root, rel)?.ok_or_else(|| TreeError::Io {
+        path: full.clone(),
+        source: io::ErrorKind::NotFound.into(),
+    })?;
+    let mut out = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(io_at(&full))?;
+    if out.len() as u64 > limit {
+        return Err(TreeError::TooLarge { path: full, limit });
     }
-
+    Ok(out)
+}
 
 #[cfg(test)]
 mod tests {
@@ -531,9 +610,16 @@ mod tests {
         assert_eq!(published.checksums.files, 2);
         assert_eq!(fs::read(out.join("a/b/c.bin")).unwrap(), b"hello");
         let reader = TreeReader::open(&out).unwrap();
-        assert_eq!(reader.manifest().source.as_ref().unwrap().fsm_path, "test.fsm");
+        assert_eq!(
+            reader.manifest().source.as_ref().unwrap().fsm_path,
+            "test.fsm"
+        );
         let leftovers: Vec<_> = fs::read_dir(base.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "staging directory was renamed, not copied");
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "staging directory was renamed, not copied"
+        );
     }
 
     #[test]
@@ -541,11 +627,20 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let empty = base.path().join("empty");
         fs::create_dir(&empty).unwrap();
-        TreeWriter::create(&empty).unwrap().finish(&manifest()).unwrap();
-        assert!(matches!(TreeWriter::create(&empty), Err(TreeError::OutputNotEmpty { .. })));
+        TreeWriter::create(&empty)
+            .unwrap()
+            .finish(&manifest())
+            .unwrap();
+        assert!(matches!(
+            TreeWriter::create(&empty),
+            Err(TreeError::OutputNotEmpty { .. })
+        ));
         let link = base.path().join("link");
         symlink(base.path().join("elsewhere"), &link).unwrap();
-        assert!(matches!(TreeWriter::create(&link), Err(TreeError::OutputNotEmpty { .. })));
+        assert!(matches!(
+            TreeWriter::create(&link),
+            Err(TreeError::OutputNotEmpty { .. })
+        ));
     }
 
     #[test]
@@ -563,7 +658,13 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let tree = TreeWriter::create(base.path().join("dump")).unwrap();
         for bad in ["../x", "/etc/x", "a/./b", ""] {
-            assert!(matches!(tree.write_file(Path::new(bad), b""), Err(TreeError::InvalidPath { .. })), "{bad}");
+            assert!(
+                matches!(
+                    tree.write_file(Path::new(bad), b""),
+                    Err(TreeError::InvalidPath { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 
@@ -573,7 +674,10 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let tree = TreeWriter::create(base.path().join("dump")).unwrap();
         symlink(outside.path(), tree.staging_root().join("evil")).unwrap();
-        assert!(matches!(tree.write_file(Path::new("evil/x"), b"1"), Err(TreeError::Symlink { .. })));
+        assert!(matches!(
+            tree.write_file(Path::new("evil/x"), b"1"),
+            Err(TreeError::Symlink { .. })
+        ));
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
@@ -582,7 +686,10 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let tree = TreeWriter::create(base.path().join("dump")).unwrap();
         tree.write_file(Path::new("x"), b"1").unwrap();
-        assert!(matches!(tree.write_file(Path::new("x"), b"2"), Err(TreeError::AlreadyExists { .. })));
+        assert!(matches!(
+            tree.write_file(Path::new("x"), b"2"),
+            Err(TreeError::AlreadyExists { .. })
+        ));
     }
 
     #[test]
@@ -590,11 +697,17 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let tree = TreeWriter::create(base.path().join("a")).unwrap();
         tree.begin_service("redis");
-        assert!(matches!(tree.finish(&manifest()), Err(TreeError::UnfinishedServices { count: 1 })));
+        assert!(matches!(
+            tree.finish(&manifest()),
+            Err(TreeError::UnfinishedServices { count: 1 })
+        ));
         let tree = TreeWriter::create(base.path().join("b")).unwrap();
         tree.begin_service("redis");
         tree.end_service();
-        assert!(matches!(tree.finish(&manifest()), Err(TreeError::AdapterNotInManifest { service: "redis" })));
+        assert!(matches!(
+            tree.finish(&manifest()),
+            Err(TreeError::AdapterNotInManifest { service: "redis" })
+        ));
         let tree = TreeWriter::create(base.path().join("c")).unwrap();
         tree.begin_service("redis");
         tree.end_service();
@@ -611,12 +724,23 @@ mod tests {
         tree.write_file(Path::new("x"), b"1").unwrap();
         tree.finish(&manifest()).unwrap();
         fs::write(out.join("extra"), b"").unwrap();
-        assert!(matches!(TreeReader::open(&out), Err(TreeError::Checksums(ChecksumError::Unlisted { .. }))));
+        assert!(matches!(
+            TreeReader::open(&out),
+            Err(TreeError::Checksums(ChecksumError::Unlisted { .. }))
+        ));
         fs::remove_file(out.join("extra")).unwrap();
         fs::write(out.join("x"), b"2").unwrap();
-        assert!(matches!(TreeReader::open(&out), Err(TreeError::Checksums(ChecksumError::DigestMismatch { .. }))));
+        assert!(matches!(
+            TreeReader::open(&out),
+            Err(TreeError::Checksums(ChecksumError::DigestMismatch { .. }))
+        ));
         fs::remove_file(out.join(MANIFEST_FILE)).unwrap();
-        assert!(matches!(TreeReader::open(&out), Err(TreeError::Incomplete { name: MANIFEST_FILE })));
+        assert!(matches!(
+            TreeReader::open(&out),
+            Err(TreeError::Incomplete {
+                name: MANIFEST_FILE
+            })
+        ));
     }
 
     #[test]
@@ -628,6 +752,9 @@ mod tests {
         tree.finish(&manifest()).unwrap();
         fs::hard_link(out.join("x"), base.path().join("alias")).unwrap();
         let reader = TreeReader::open(&out).unwrap();
-        assert!(matches!(reader.open_file(Path::new("x")), Err(TreeError::HardLinked { .. })));
+        assert!(matches!(
+            reader.open_file(Path::new("x")),
+            Err(TreeError::HardLinked { .. })
+        ));
     }
 }

@@ -39,10 +39,15 @@ impl Serialize for Score {
 impl<'de> Deserialize<'de> for Score {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match Value::deserialize(deserializer)? {
-            Value::Number(n) => n.as_f64().map(Score).ok_or_else(|| de::Error::custom("score out of range")),
+            Value::Number(n) => n
+                .as_f64()
+                .map(Score)
+                .ok_or_else(|| de::Error::custom("score out of range")),
             Value::String(s) if s == "+inf" => Ok(Score(f64::INFINITY)),
             Value::String(s) if s == "-inf" => Ok(Score(f64::NEG_INFINITY)),
-            other => Err(de::Error::custom(format!("score must be a number, \"+inf\" or \"-inf\", not {other}"))),
+            other => Err(de::Error::custom(format!(
+                "score must be a number, \"+inf\" or \"-inf\", not {other}"
+            ))),
         }
     }
 }
@@ -124,7 +129,12 @@ pub struct TtlLine {
 }
 
 fn pairs(list: &[(Vec<u8>, Vec<u8>)]) -> Vec<Pair> {
-    list.iter().map(|(n, v)| Pair { name: BinaryValue(n.clone()), value: BinaryValue(v.clone()) }).collect()
+    list.iter()
+        .map(|(n, v)| Pair {
+            name: BinaryValue(n.clone()),
+            value: BinaryValue(v.clone()),
+        })
+        .collect()
 }
 
 fn unpairs(list: Vec<Pair>) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -144,7 +154,14 @@ fn ser_err(err: serde_json::Error) -> String {
 /// # Errors
 /// Never in practice; serialisation errors are reported as text.
 pub fn ttl_line(key: &str, expire_at_ms: u64) -> Result<Vec<u8>, String> {
-    json::to_line(&TtlLine { key: key.to_owned(), expire_at_ms }, false).map_err(ser_err)
+    json::to_line(
+        &TtlLine {
+            key: key.to_owned(),
+            expire_at_ms,
+        },
+        false,
+    )
+    .map_err(ser_err)
 }
 
 /// Renders the file body of a collection or stream value.
@@ -155,18 +172,39 @@ pub fn ttl_line(key: &str, expire_at_ms: u64) -> Result<Vec<u8>, String> {
 /// A description when the value is a string/HLL or not serialisable.
 pub fn render_value(value: &RedisValue, expire_at_ms: Option<u64>) -> Result<Vec<u8>, String> {
     match value {
-        RedisValue::Hash(fields) => doc(&HashFile { format_version: FILE_FORMAT_VERSION, fields: pairs(fields), expire_at_ms }),
-        RedisValue::List(items) => doc(&ListFile { format_version: FILE_FORMAT_VERSION, items: wrap(items), expire_at_ms }),
-        RedisValue::Set(members) => doc(&SetFile { format_version: FILE_FORMAT_VERSION, members: wrap(members), expire_at_ms }),
+        RedisValue::Hash(fields) => doc(&HashFile {
+            format_version: FILE_FORMAT_VERSION,
+            fields: pairs(fields),
+            expire_at_ms,
+        }),
+        RedisValue::List(items) => doc(&ListFile {
+            format_version: FILE_FORMAT_VERSION,
+            items: wrap(items),
+            expire_at_ms,
+        }),
+        RedisValue::Set(members) => doc(&SetFile {
+            format_version: FILE_FORMAT_VERSION,
+            members: wrap(members),
+            expire_at_ms,
+        }),
         RedisValue::ZSet(members) => doc(&ZSetFile {
             format_version: FILE_FORMAT_VERSION,
-            members: members.iter().map(|(m, s)| ZMember { member: BinaryValue(m.clone()), score: Score(*s) }).collect(),
+            members: members
+                .iter()
+                .map(|(m, s)| ZMember {
+                    member: BinaryValue(m.clone()),
+                    score: Score(*s),
+                })
+                .collect(),
             expire_at_ms,
         }),
         RedisValue::Stream { entries, last_id } => {
             let mut out = Vec::new();
             for entry in entries {
-                let line = EntryLine { id: entry.id.to_string(), fields: pairs(&entry.fields) };
+                let line = EntryLine {
+                    id: entry.id.to_string(),
+                    fields: pairs(&entry.fields),
+                };
                 out.extend(json::to_line(&line, true).map_err(ser_err)?);
             }
             let meta = MetaLine {
@@ -179,7 +217,9 @@ pub fn render_value(value: &RedisValue, expire_at_ms: Option<u64>) -> Result<Vec
             out.extend(json::to_line(&meta, true).map_err(ser_err)?);
             Ok(out)
         }
-        RedisValue::String(_) | RedisValue::Hll(_) => Err("strings and HLLs are raw .bin files".into()),
+        RedisValue::String(_) | RedisValue::Hll(_) => {
+            Err("strings and HLLs are raw .bin files".into())
+        }
     }
 }
 
@@ -199,7 +239,10 @@ pub struct ParseFailure {
 }
 
 fn fail(line: Option<u64>, reason: impl Into<String>) -> ParseFailure {
-    ParseFailure { line, reason: reason.into() }
+    ParseFailure {
+        line,
+        reason: reason.into(),
+    }
 }
 
 fn check_version(value: &Value, line: Option<u64>) -> Result<(), ParseFailure> {
@@ -218,9 +261,13 @@ fn typed<T: for<'de> Deserialize<'de>>(value: Value, line: Option<u64>) -> Resul
 ///
 /// # Errors
 /// [`ParseFailure`] describing the first problem.
-pub fn parse_collection(kind: super::RedisKind, bytes: &[u8]) -> Result<(RedisValue, Option<u64>), ParseFailure> {
+pub fn parse_collection(
+    kind: super::RedisKind,
+    bytes: &[u8],
+) -> Result<(RedisValue, Option<u64>), ParseFailure> {
     use super::RedisKind;
-    let value: Value = serde_json::from_slice(bytes).map_err(|err| fail(None, format!("not one JSON value: {err}")))?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|err| fail(None, format!("not one JSON value: {err}")))?;
     check_version(&value, None)?;
     let (value, ttl) = match kind {
         RedisKind::Hash => {
@@ -229,15 +276,29 @@ pub fn parse_collection(kind: super::RedisKind, bytes: &[u8]) -> Result<(RedisVa
         }
         RedisKind::List => {
             let file: ListFile = typed(value, None)?;
-            (RedisValue::List(file.items.into_iter().map(|b| b.0).collect()), file.expire_at_ms)
+            (
+                RedisValue::List(file.items.into_iter().map(|b| b.0).collect()),
+                file.expire_at_ms,
+            )
         }
         RedisKind::Set => {
             let file: SetFile = typed(value, None)?;
-            (RedisValue::Set(file.members.into_iter().map(|b| b.0).collect()), file.expire_at_ms)
+            (
+                RedisValue::Set(file.members.into_iter().map(|b| b.0).collect()),
+                file.expire_at_ms,
+            )
         }
         RedisKind::ZSet => {
             let file: ZSetFile = typed(value, None)?;
-            (RedisValue::ZSet(file.members.into_iter().map(|m| (m.member.0, m.score.0)).collect()), file.expire_at_ms)
+            (
+                RedisValue::ZSet(
+                    file.members
+                        .into_iter()
+                        .map(|m| (m.member.0, m.score.0))
+                        .collect(),
+                ),
+                file.expire_at_ms,
+            )
         }
         RedisKind::String | RedisKind::Hll | RedisKind::Stream => {
             return Err(fail(None, "not a collection type"));
@@ -257,12 +318,16 @@ pub fn parse_stream(bytes: &[u8]) -> Result<(RedisValue, Option<u64>), ParseFail
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         let line_no = Some(index as u64 + 1);
         if meta.is_some() {
-            return Err(fail(line_no, "line after the _meta line (_meta must be last and unique)"));
+            return Err(fail(
+                line_no,
+                "line after the _meta line (_meta must be last and unique)",
+            ));
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(fail(line_no, "blank line"));
         }
-        let value: Value = serde_json::from_slice(line).map_err(|err| fail(line_no, format!("not JSON: {err}")))?;
+        let value: Value = serde_json::from_slice(line)
+            .map_err(|err| fail(line_no, format!("not JSON: {err}")))?;
         if value.get("_meta").is_some() {
             let parsed: MetaLine = typed(value, line_no)?;
             if !parsed._meta {
@@ -272,21 +337,40 @@ pub fn parse_stream(bytes: &[u8]) -> Result<(RedisValue, Option<u64>), ParseFail
             continue;
         }
         let parsed: EntryLine = typed(value, line_no)?;
-        let id = StreamId::parse(&parsed.id).ok_or_else(|| fail(line_no, format!("bad stream id {:?}", parsed.id)))?;
+        let id = StreamId::parse(&parsed.id)
+            .ok_or_else(|| fail(line_no, format!("bad stream id {:?}", parsed.id)))?;
         if entries.last().is_some_and(|prev| prev.id >= id) {
-            return Err(fail(line_no, format!("stream id {id} not after the previous entry")));
+            return Err(fail(
+                line_no,
+                format!("stream id {id} not after the previous entry"),
+            ));
         }
-        entries.push(StreamEntry { id, fields: unpairs(parsed.fields) });
+        entries.push(StreamEntry {
+            id,
+            fields: unpairs(parsed.fields),
+        });
     }
     let meta = meta.ok_or_else(|| fail(None, "missing _meta line"))?;
     if meta.length != entries.len() as u64 {
-        return Err(fail(None, format!("_meta length {} but {} entries", meta.length, entries.len())));
+        return Err(fail(
+            None,
+            format!("_meta length {} but {} entries", meta.length, entries.len()),
+        ));
     }
-    let last_id = StreamId { ms: meta.last_ms, seq: meta.last_seq };
+    let last_id = StreamId {
+        ms: meta.last_ms,
+        seq: meta.last_seq,
+    };
     if entries.last().is_some_and(|newest| newest.id > last_id) {
-        return Err(fail(None, format!("_meta last id {last_id} behind max entry")));
+        return Err(fail(
+            None,
+            format!("_meta last id {last_id} behind max entry"),
+        ));
     }
-    Ok((RedisValue::Stream { entries, last_id }, normalise_ttl(meta.expire_at_ms)))
+    Ok((
+        RedisValue::Stream { entries, last_id },
+        normalise_ttl(meta.expire_at_ms),
+    ))
 }
 
 /// Parses one TTL sidecar line.
@@ -294,8 +378,8 @@ pub fn parse_stream(bytes: &[u8]) -> Result<(RedisValue, Option<u64>), ParseFail
 /// # Errors
 /// [`ParseFailure`] for a malformed line or a zero expiry.
 pub fn parse_ttl_line(line: &[u8], line_no: u64) -> Result<TtlLine, ParseFailure> {
-    let parsed: TtlLine =
-        serde_json::from_slice(line).map_err(|err| fail(Some(line_no), format!("bad TTL line: {err}")))?;
+    let parsed: TtlLine = serde_json::from_slice(line)
+        .map_err(|err| fail(Some(line_no), format!("bad TTL line: {err}")))?;
     if parsed.expire_at_ms == 0 {
         return Err(fail(Some(line_no), "expire_at_ms is 0"));
     }
@@ -309,7 +393,10 @@ mod tests {
 
     #[test]
     fn hash_document_matches_the_format_example() {
-        let value = RedisValue::Hash(vec![(b"name".to_vec(), b"alice".to_vec()), (vec![0xFF], b"binary-name".to_vec())]);
+        let value = RedisValue::Hash(vec![
+            (b"name".to_vec(), b"alice".to_vec()),
+            (vec![0xFF], b"binary-name".to_vec()),
+        ]);
         let text = String::from_utf8(render_value(&value, None).unwrap()).unwrap();
         let expected = "{\n  \"format_version\": 1,\n  \"fields\": [\n    {\n      \"name\": \"name\",\n      \"value\": \"alice\"\n    },\n    {\n      \"name\": {\n        \"base64\": \"_w\"\n      },\n      \"value\": \"binary-name\"\n    }\n  ],\n  \"expire_at_ms\": null\n}";
         assert_eq!(text, expected);
@@ -319,27 +406,62 @@ mod tests {
     fn stream_lines_match_the_format_example() {
         let value = RedisValue::Stream {
             entries: vec![
-                StreamEntry { id: StreamId { ms: 1_714_400_000_000, seq: 0 }, fields: vec![(b"event".to_vec(), b"login".to_vec()), (b"user".to_vec(), b"alice".to_vec())] },
-                StreamEntry { id: StreamId { ms: 1_714_400_000_001, seq: 0 }, fields: vec![(b"f".to_vec(), b"v1".to_vec()), (b"f".to_vec(), b"v2".to_vec())] },
+                StreamEntry {
+                    id: StreamId {
+                        ms: 1_714_400_000_000,
+                        seq: 0,
+                    },
+                    fields: vec![
+                        (b"event".to_vec(), b"login".to_vec()),
+                        (b"user".to_vec(), b"alice".to_vec()),
+                    ],
+                },
+                StreamEntry {
+                    id: StreamId {
+                        ms: 1_714_400_000_001,
+                        seq: 0,
+                    },
+                    fields: vec![
+                        (b"f".to_vec(), b"v1".to_vec()),
+                        (b"f".to_vec(), b"v2".to_vec()),
+                    ],
+                },
             ],
-            last_id: StreamId { ms: 1_714_400_000_001, seq: 0 },
+            last_id: StreamId {
+                ms: 1_714_400_000_001,
+                seq: 0,
+            },
         };
         let text = String::from_utf8(render_value(&value, None).unwrap()).unwrap();
-        assert_eq!(text, concat!(
-            "{\"id\":\"1714400000000-0\",\"fields\":[{\"name\":\"event\",\"value\":\"login\"},{\"name\":\"user\",\"value\":\"alice\"}]}\n",
-            "{\"id\":\"1714400000001-0\",\"fields\":[{\"name\":\"f\",\"value\":\"v1\"},{\"name\":\"f\",\"value\":\"v2\"}]}\n",
-            "{\"_meta\":true,\"length\":2,\"last_ms\":1714400000001,\"last_seq\":0,\"expire_at_ms\":null}\n",
-        ));
+        assert_eq!(
+            text,
+            concat!(
+                "{\"id\":\"1714400000000-0\",\"fields\":[{\"name\":\"event\",\"value\":\"login\"},{\"name\":\"user\",\"value\":\"alice\"}]}\n",
+                "{\"id\":\"1714400000001-0\",\"fields\":[{\"name\":\"f\",\"value\":\"v1\"},{\"name\":\"f\",\"value\":\"v2\"}]}\n",
+                "{\"_meta\":true,\"length\":2,\"last_ms\":1714400000001,\"last_seq\":0,\"expire_at_ms\":null}\n",
+            )
+        );
         assert_eq!(parse_stream(text.as_bytes()).unwrap(), (value, None));
     }
 
     #[test]
     fn zset_scores_use_go_numbers_and_inf_strings() {
-        let value = RedisValue::ZSet(vec![(b"alice".to_vec(), 100.0), (b"bob".to_vec(), f64::INFINITY), (b"c".to_vec(), -1e-7)]);
+        let value = RedisValue::ZSet(vec![
+            (b"alice".to_vec(), 100.0),
+            (b"bob".to_vec(), f64::INFINITY),
+            (b"c".to_vec(), -1e-7),
+        ]);
         let bytes = render_value(&value, Some(5)).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.contains("\"score\": 100\n") && text.contains("\"score\": \"+inf\"") && text.contains("\"score\": -1e-7"));
-        assert_eq!(parse_collection(RedisKind::ZSet, &bytes).unwrap(), (value, Some(5)));
+        assert!(
+            text.contains("\"score\": 100\n")
+                && text.contains("\"score\": \"+inf\"")
+                && text.contains("\"score\": -1e-7")
+        );
+        assert_eq!(
+            parse_collection(RedisKind::ZSet, &bytes).unwrap(),
+            (value, Some(5))
+        );
         assert!(render_value(&RedisValue::ZSet(vec![(b"m".to_vec(), f64::NAN)]), None).is_err());
     }
 
@@ -350,43 +472,83 @@ mod tests {
         let mut trailing = good.clone();
         trailing.extend_from_slice(b"{}");
         assert!(parse_collection(RedisKind::Set, &trailing).is_err());
-        let v2 = String::from_utf8(good.clone()).unwrap().replace("\"format_version\": 1", "\"format_version\": 2");
-        assert!(parse_collection(RedisKind::Set, v2.as_bytes()).unwrap_err().reason.contains("format_version"));
-        let extra = String::from_utf8(good).unwrap().replace("\"members\"", "\"extra\": 1, \"members\"");
+        let v2 = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("\"format_version\": 1", "\"format_version\": 2");
+        assert!(
+            parse_collection(RedisKind::Set, v2.as_bytes())
+                .unwrap_err()
+                .reason
+                .contains("format_version")
+        );
+        let extra = String::from_utf8(good)
+            .unwrap()
+            .replace("\"members\"", "\"extra\": 1, \"members\"");
         assert!(parse_collection(RedisKind::Set, extra.as_bytes()).is_err());
     }
 
     #[test]
     fn collection_ttl_zero_means_none() {
         let doc = br#"{"format_version":1,"items":["a"],"expire_at_ms":0}"#;
-        assert_eq!(parse_collection(RedisKind::List, doc).unwrap(), (RedisValue::List(vec![b"a".to_vec()]), None));
+        assert_eq!(
+            parse_collection(RedisKind::List, doc).unwrap(),
+            (RedisValue::List(vec![b"a".to_vec()]), None)
+        );
     }
 
     #[test]
     fn stream_parser_refuses_bad_meta_and_order() {
         let entry = |id: &str| format!("{{\"id\":\"{id}\",\"fields\":[]}}\n");
-        let meta = |len: u64, ms: u64| format!("{{\"_meta\":true,\"length\":{len},\"last_ms\":{ms},\"last_seq\":0,\"expire_at_ms\":null}}\n");
+        let meta = |len: u64, ms: u64| {
+            format!(
+                "{{\"_meta\":true,\"length\":{len},\"last_ms\":{ms},\"last_seq\":0,\"expire_at_ms\":null}}\n"
+            )
+        };
         let cases = [
             (entry("1-0"), "missing _meta"),
             (format!("{}{}", meta(0, 0), meta(0, 0)), "after the _meta"),
             (format!("{}{}", entry("1-0"), meta(2, 1)), "length"),
-            (format!("{}{}", entry("5-0"), meta(1, 4)), "behind max entry"),
-            (format!("{}{}{}", entry("2-0"), entry("1-0"), meta(2, 2)), "not after"),
-            (format!("{}{}", entry("1-0"), "{\"_meta\":true,\"length\":-1,\"last_ms\":1,\"last_seq\":0}\n"), "invalid value"),
+            (
+                format!("{}{}", entry("5-0"), meta(1, 4)),
+                "behind max entry",
+            ),
+            (
+                format!("{}{}{}", entry("2-0"), entry("1-0"), meta(2, 2)),
+                "not after",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    entry("1-0"),
+                    "{\"_meta\":true,\"length\":-1,\"last_ms\":1,\"last_seq\":0}\n"
+                ),
+                "invalid value",
+            ),
             (format!("\n{}", meta(0, 0)), "blank"),
         ];
         for (text, needle) in cases {
             let err = parse_stream(text.as_bytes()).unwrap_err();
             assert!(err.reason.contains(needle), "{text:?}: {err:?}");
         }
-        assert!(parse_stream(meta(0, 0).as_bytes()).is_ok(), "empty stream with meta only");
+        assert!(
+            parse_stream(meta(0, 0).as_bytes()).is_ok(),
+            "empty stream with meta only"
+        );
     }
 
     #[test]
     fn ttl_lines_round_trip_and_refuse_zero() {
         let line = ttl_line("session%3Aabc123", 1_735_689_600_000).unwrap();
-        assert_eq!(line, b"{\"key\":\"session%3Aabc123\",\"expire_at_ms\":1735689600000}\n");
-        assert_eq!(parse_ttl_line(&line[..line.len() - 1], 1).unwrap().expire_at_ms, 1_735_689_600_000);
+        assert_eq!(
+            line,
+            b"{\"key\":\"session%3Aabc123\",\"expire_at_ms\":1735689600000}\n"
+        );
+        assert_eq!(
+            parse_ttl_line(&line[..line.len() - 1], 1)
+                .unwrap()
+                .expire_at_ms,
+            1_735_689_600_000
+        );
         assert!(parse_ttl_line(br#"{"key":"a","expire_at_ms":0}"#, 1).is_err());
         assert!(parse_ttl_line(br#"{"key":"a"}"#, 1).is_err());
     }

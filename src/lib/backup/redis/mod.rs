@@ -45,7 +45,11 @@ pub fn db_dir(db: u32) -> PathBuf {
 /// A short, printable rendering of a key for error messages.
 pub(crate) fn describe_key(key: &[u8]) -> String {
     let shown: String = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
-    if key.len() > 64 { format!("{shown}… ({} bytes)", key.len()) } else { shown }
+    if key.len() > 64 {
+        format!("{shown}… ({} bytes)", key.len())
+    } else {
+        shown
+    }
 }
 
 /// Why Redis records could not be written or read.
@@ -54,7 +58,11 @@ pub enum RedisError {
     #[error("Redis key {key:?}: {reason}")]
     InvalidRecord { key: String, reason: String },
     #[error("{path}{}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
-    InvalidFile { path: String, line: Option<u64>, reason: String },
+    InvalidFile {
+        path: String,
+        line: Option<u64>,
+        reason: String,
+    },
     #[error("{path}: the same key is already in the tree (a key has one value)")]
     DuplicateKey { path: String },
     #[error("{path}: SHA-fallback name without a KEYMAP.jsonl record")]
@@ -68,7 +76,10 @@ pub enum RedisError {
     #[error(transparent)]
     Keymap(#[from] KeymapError),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The Redis mapping of one database index.

@@ -35,7 +35,11 @@ pub struct RedisTreeReader<'t> {
 }
 
 fn invalid(path: &Path, line: Option<u64>, reason: impl Into<String>) -> RedisError {
-    RedisError::InvalidFile { path: path.display().to_string(), line, reason: reason.into() }
+    RedisError::InvalidFile {
+        path: path.display().to_string(),
+        line,
+        reason: reason.into(),
+    }
 }
 
 impl<'t> RedisTreeReader<'t> {
@@ -66,13 +70,23 @@ impl<'t> RedisTreeReader<'t> {
         for entry in &entries {
             let name = entry.name.as_bytes();
             let known_dir = RedisKind::ALL.iter().any(|k| k.dir().as_bytes() == name);
-            let known_file = [KEYMAP_FILE, STRINGS_TTL_FILE, HLL_TTL_FILE].iter().any(|f| f.as_bytes() == name);
+            let known_file = [KEYMAP_FILE, STRINGS_TTL_FILE, HLL_TTL_FILE]
+                .iter()
+                .any(|f| f.as_bytes() == name);
             if (entry.is_dir && !known_dir) || (!entry.is_dir && !known_file) {
-                return Err(RedisError::UnexpectedEntry { path: dir.join(&entry.name).display().to_string() });
+                return Err(RedisError::UnexpectedEntry {
+                    path: dir.join(&entry.name).display().to_string(),
+                });
             }
         }
         reader.load_keymap()?;
-        for (slot, (name, kind)) in [(STRINGS_TTL_FILE, RedisKind::String), (HLL_TTL_FILE, RedisKind::Hll)].into_iter().enumerate() {
+        for (slot, (name, kind)) in [
+            (STRINGS_TTL_FILE, RedisKind::String),
+            (HLL_TTL_FILE, RedisKind::Hll),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             reader.ttls[slot] = reader.load_ttls(name, kind)?;
         }
         reader.load_kind()?;
@@ -81,16 +95,28 @@ impl<'t> RedisTreeReader<'t> {
 
     fn load_keymap(&mut self) -> Result<(), RedisError> {
         let path = self.db_dir.join(KEYMAP_FILE);
-        let Some(file) = self.tree.open_file(&path)? else { return Ok(()) };
+        let Some(file) = self.tree.open_file(&path)? else {
+            return Ok(());
+        };
         let mut records = KeymapReader::new(BufReader::new(file));
         let mut line = 0;
         while let Some(record) = records.next_record()? {
             line += 1;
             if record.kind != KIND_SHA_FALLBACK {
-                return Err(invalid(&path, Some(line), format!("kind {:?} has no meaning for Redis", record.kind)));
+                return Err(invalid(
+                    &path,
+                    Some(line),
+                    format!("kind {:?} has no meaning for Redis", record.kind),
+                ));
             }
-            if !is_sha_fallback(&record.encoded) || encode_segment(&record.original) != record.encoded {
-                return Err(invalid(&path, Some(line), "encoded name is not the SHA fallback of original"));
+            if !is_sha_fallback(&record.encoded)
+                || encode_segment(&record.original) != record.encoded
+            {
+                return Err(invalid(
+                    &path,
+                    Some(line),
+                    "encoded name is not the SHA fallback of original",
+                ));
             }
             self.keymap.insert(record.encoded, record.original);
         }
@@ -100,29 +126,52 @@ impl<'t> RedisTreeReader<'t> {
     fn load_ttls(&self, name: &str, kind: RedisKind) -> Result<HashMap<String, u64>, RedisError> {
         let path = self.db_dir.join(name);
         let mut map = HashMap::new();
-        let Some(file) = self.tree.open_file(&path)? else { return Ok(map) };
+        let Some(file) = self.tree.open_file(&path)? else {
+            return Ok(map);
+        };
         let mut input = BufReader::new(file);
         let mut buf = Vec::new();
         let mut line_no = 0u64;
         loop {
             line_no += 1;
             let consumed = read_bounded_line(&mut input, &mut buf, MAX_LINE_BYTES)
-                .map_err(|source| RedisError::Io { path: path.display().to_string(), source })?
+                .map_err(|source| RedisError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?
                 .ok_or_else(|| invalid(&path, Some(line_no), "line too long"))?;
             if consumed == 0 {
                 break;
             }
             let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let ttl = parse_ttl_line(line, line_no).map_err(|f| invalid(&path, f.line, f.reason))?;
-            let target = self.db_dir.join(kind.dir()).join(format!("{}{}", ttl.key, kind.extension()));
-            if let Err(FilenameError::InvalidEncodedSegment { reason, .. }) = decode_segment(&ttl.key) {
-                return Err(invalid(&path, Some(line_no), format!("key {:?}: {reason}", ttl.key)));
+            let ttl =
+                parse_ttl_line(line, line_no).map_err(|f| invalid(&path, f.line, f.reason))?;
+            let target =
+                self.db_dir
+                    .join(kind.dir())
+                    .join(format!("{}{}", ttl.key, kind.extension()));
+            if let Err(FilenameError::InvalidEncodedSegment { reason, .. }) =
+                decode_segment(&ttl.key)
+            {
+                return Err(invalid(
+                    &path,
+                    Some(line_no),
+                    format!("key {:?}: {reason}", ttl.key),
+                ));
             }
             if self.tree.open_file(&target)?.is_none() {
-                return Err(invalid(&path, Some(line_no), format!("TTL for {:?}, which has no {} file", ttl.key, kind.dir())));
+                return Err(invalid(
+                    &path,
+                    Some(line_no),
+                    format!("TTL for {:?}, which has no {} file", ttl.key, kind.dir()),
+                ));
             }
             if map.insert(ttl.key.clone(), ttl.expire_at_ms).is_some() {
-                return Err(invalid(&path, Some(line_no), format!("second TTL for {:?}", ttl.key)));
+                return Err(invalid(
+                    &path,
+                    Some(line_no),
+                    format!("second TTL for {:?}", ttl.key),
+                ));
             }
         }
         Ok(map)
@@ -150,11 +199,17 @@ impl<'t> RedisTreeReader<'t> {
                 .keymap
                 .get(stem)
                 .cloned()
-                .ok_or_else(|| RedisError::MissingKeymap { path: path.display().to_string() })?,
+                .ok_or_else(|| RedisError::MissingKeymap {
+                    path: path.display().to_string(),
+                })?,
             Err(err) => return Err(invalid(path, None, err.to_string())),
         };
         if encode_segment(&key) != stem {
-            return Err(invalid(path, None, "file name is not the canonical encoding of its key"));
+            return Err(invalid(
+                path,
+                None,
+                "file name is not the canonical encoding of its key",
+            ));
         }
         Ok(key)
     }
@@ -165,26 +220,48 @@ impl<'t> RedisTreeReader<'t> {
             .map_err(|_| invalid(&path, None, "file name is not UTF-8"))?;
         let stem = match name.strip_suffix(kind.extension()) {
             Some(stem) if !entry.is_dir => stem,
-            _ => return Err(RedisError::UnexpectedEntry { path: path.display().to_string() }),
+            _ => {
+                return Err(RedisError::UnexpectedEntry {
+                    path: path.display().to_string(),
+                });
+            }
         };
         let key = self.resolve_key(&path, stem)?;
         for other in RedisKind::ALL.into_iter().filter(|k| *k != kind) {
-            let twin = self.db_dir.join(other.dir()).join(format!("{stem}{}", other.extension()));
+            let twin = self
+                .db_dir
+                .join(other.dir())
+                .join(format!("{stem}{}", other.extension()));
             if self.tree.open_file(&twin)?.is_some() {
-                return Err(RedisError::DuplicateKey { path: twin.display().to_string() });
+                return Err(RedisError::DuplicateKey {
+                    path: twin.display().to_string(),
+                });
             }
         }
         let bytes = self.tree.read_file(&path, MAX_VALUE_BYTES)?;
         let (value, expire_at_ms) = match kind {
             RedisKind::String => (RedisValue::String(bytes), self.ttls[0].get(stem).copied()),
             RedisKind::Hll => (RedisValue::Hll(bytes), self.ttls[1].get(stem).copied()),
-            RedisKind::Stream => parse_stream(&bytes).map_err(|f| invalid(&path, f.line, f.reason))?,
-            collection => parse_collection(collection, &bytes).map_err(|f| invalid(&path, f.line, f.reason))?,
+            RedisKind::Stream => {
+                parse_stream(&bytes).map_err(|f| invalid(&path, f.line, f.reason))?
+            }
+            collection => parse_collection(collection, &bytes)
+                .map_err(|f| invalid(&path, f.line, f.reason))?,
         };
-        let record = RedisRecord { key, expire_at_ms, value };
-        let canonical = record.canonical().map_err(|reason| invalid(&path, None, reason))?;
+        let record = RedisRecord {
+            key,
+            expire_at_ms,
+            value,
+        };
+        let canonical = record
+            .canonical()
+            .map_err(|reason| invalid(&path, None, reason))?;
         if canonical.value != record.value {
-            return Err(invalid(&path, None, "members or fields not sorted by raw bytes"));
+            return Err(invalid(
+                &path,
+                None,
+                "members or fields not sorted by raw bytes",
+            ));
         }
         Ok(record)
     }

@@ -34,7 +34,10 @@ impl StreamId {
                 && (part == "0" || !part.starts_with('0'));
             if canonical { part.parse().ok() } else { None }
         };
-        Some(StreamId { ms: number(ms)?, seq: number(seq)? })
+        Some(StreamId {
+            ms: number(ms)?,
+            seq: number(seq)?,
+        })
     }
 }
 
@@ -59,7 +62,10 @@ pub enum RedisValue {
     ZSet(Vec<(Vec<u8>, f64)>),
     /// Entries plus the stream's last generated id (which may be beyond
     /// the newest entry after deletions).
-    Stream { entries: Vec<StreamEntry>, last_id: StreamId },
+    Stream {
+        entries: Vec<StreamEntry>,
+        last_id: StreamId,
+    },
 }
 
 /// One key of one Redis database.
@@ -132,7 +138,9 @@ impl RedisValue {
 }
 
 fn first_duplicate<T, K: Ord>(sorted: &[T], key: impl Fn(&T) -> &K) -> bool {
-    sorted.windows(2).any(|pair| key(&pair[0]).cmp(key(&pair[1])) == Ordering::Equal)
+    sorted
+        .windows(2)
+        .any(|pair| key(&pair[0]).cmp(key(&pair[1])) == Ordering::Equal)
 }
 
 impl RedisRecord {
@@ -179,11 +187,18 @@ impl RedisRecord {
                 if entries.last().is_some_and(|newest| newest.id > *last_id) {
                     return Err("stream last_id behind its newest entry");
                 }
-                RedisValue::Stream { entries: entries.clone(), last_id: *last_id }
+                RedisValue::Stream {
+                    entries: entries.clone(),
+                    last_id: *last_id,
+                }
             }
             other => other.clone(),
         };
-        Ok(RedisRecord { key: self.key.clone(), expire_at_ms: self.expire_at_ms, value })
+        Ok(RedisRecord {
+            key: self.key.clone(),
+            expire_at_ms: self.expire_at_ms,
+            value,
+        })
     }
 }
 
@@ -193,25 +208,66 @@ mod tests {
 
     #[test]
     fn stream_ids_parse_only_in_canonical_form() {
-        assert_eq!(StreamId::parse("1714400000000-0"), Some(StreamId { ms: 1_714_400_000_000, seq: 0 }));
+        assert_eq!(
+            StreamId::parse("1714400000000-0"),
+            Some(StreamId {
+                ms: 1_714_400_000_000,
+                seq: 0
+            })
+        );
         assert_eq!(StreamId { ms: 5, seq: 7 }.to_string(), "5-7");
-        for bad in ["", "1", "1-", "-1", "01-0", "1-+2", "1-2-3", "18446744073709551616-0"] {
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "01-0",
+            "1-+2",
+            "1-2-3",
+            "18446744073709551616-0",
+        ] {
             assert_eq!(StreamId::parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn canonical_sorts_and_refuses_impossible_values() {
-        let record = |value| RedisRecord { key: b"k".to_vec(), expire_at_ms: None, value };
-        let hash = record(RedisValue::Hash(vec![(b"b".to_vec(), b"1".to_vec()), (b"a".to_vec(), b"2".to_vec())]));
+        let record = |value| RedisRecord {
+            key: b"k".to_vec(),
+            expire_at_ms: None,
+            value,
+        };
+        let hash = record(RedisValue::Hash(vec![
+            (b"b".to_vec(), b"1".to_vec()),
+            (b"a".to_vec(), b"2".to_vec()),
+        ]));
         assert_eq!(
             hash.canonical().unwrap().value,
-            RedisValue::Hash(vec![(b"a".to_vec(), b"2".to_vec()), (b"b".to_vec(), b"1".to_vec())])
+            RedisValue::Hash(vec![
+                (b"a".to_vec(), b"2".to_vec()),
+                (b"b".to_vec(), b"1".to_vec())
+            ])
         );
-        assert!(record(RedisValue::Set(vec![b"x".to_vec(), b"x".to_vec()])).canonical().is_err());
-        assert!(record(RedisValue::ZSet(vec![(b"m".to_vec(), f64::NAN)])).canonical().is_err());
-        let entry = |ms| StreamEntry { id: StreamId { ms, seq: 0 }, fields: vec![] };
-        let stream = |entries, last| record(RedisValue::Stream { entries, last_id: StreamId { ms: last, seq: 0 } });
+        assert!(
+            record(RedisValue::Set(vec![b"x".to_vec(), b"x".to_vec()]))
+                .canonical()
+                .is_err()
+        );
+        assert!(
+            record(RedisValue::ZSet(vec![(b"m".to_vec(), f64::NAN)]))
+                .canonical()
+                .is_err()
+        );
+        let entry = |ms| StreamEntry {
+            id: StreamId { ms, seq: 0 },
+            fields: vec![],
+        };
+        let stream = |entries, last| {
+            record(RedisValue::Stream {
+                entries,
+                last_id: StreamId { ms: last, seq: 0 },
+            })
+        };
         assert!(stream(vec![entry(2), entry(1)], 5).canonical().is_err());
         assert!(stream(vec![entry(1), entry(9)], 5).canonical().is_err());
         assert!(stream(vec![entry(1), entry(5)], 5).canonical().is_ok());

@@ -70,18 +70,32 @@ impl<'t> RedisTreeWriter<'t> {
     }
 
     fn io(&self, err: std::io::Error) -> RedisError {
-        RedisError::Io { path: db_dir(self.db).display().to_string(), source: err }
+        RedisError::Io {
+            path: db_dir(self.db).display().to_string(),
+            source: err,
+        }
     }
 
     fn append_ttl(&mut self, kind: RedisKind, stem: &str, ms: u64) -> Result<(), RedisError> {
-        let name = if kind == RedisKind::Hll { super::HLL_TTL_FILE } else { super::STRINGS_TTL_FILE };
+        let name = if kind == RedisKind::Hll {
+            super::HLL_TTL_FILE
+        } else {
+            super::STRINGS_TTL_FILE
+        };
         let rel = self.rel(&[name]);
-        let slot = if kind == RedisKind::Hll { &mut self.hll_ttl } else { &mut self.strings_ttl };
+        let slot = if kind == RedisKind::Hll {
+            &mut self.hll_ttl
+        } else {
+            &mut self.strings_ttl
+        };
         if slot.is_none() {
             *slot = Some(self.tree.create_file(&rel)?);
             self.summary.files += 1;
         }
-        let line = ttl_line(stem, ms).map_err(|reason| RedisError::InvalidRecord { key: stem.to_owned(), reason })?;
+        let line = ttl_line(stem, ms).map_err(|reason| RedisError::InvalidRecord {
+            key: stem.to_owned(),
+            reason,
+        })?;
         if let Some(file) = slot.as_mut() {
             file.write_all(&line)?;
         }
@@ -100,7 +114,10 @@ impl<'t> RedisTreeWriter<'t> {
             self.keymap_spool[index] = Some(tempfile::tempfile_in(dir).map_err(|e| self.io(e))?);
         }
         if let Some(spool) = self.keymap_spool[index].as_mut() {
-            spool.write_all(&line).map_err(|err| RedisError::Io { path: KEYMAP_FILE.into(), source: err })?;
+            spool.write_all(&line).map_err(|err| RedisError::Io {
+                path: KEYMAP_FILE.into(),
+                source: err,
+            })?;
         }
         Ok(())
     }
@@ -112,17 +129,25 @@ impl<'t> RedisTreeWriter<'t> {
     /// [`RedisError::DuplicateKey`] for a key already written, tree errors.
     pub fn write(&mut self, record: &RedisRecord) -> Result<(), RedisError> {
         if self.finished {
-            return Err(RedisError::InvalidRecord { key: describe_key(&record.key), reason: "writer already finished".into() });
+            return Err(RedisError::InvalidRecord {
+                key: describe_key(&record.key),
+                reason: "writer already finished".into(),
+            });
         }
         let record = record
             .canonical()
-            .map_err(|reason| RedisError::InvalidRecord { key: describe_key(&record.key), reason: reason.into() })?;
+            .map_err(|reason| RedisError::InvalidRecord {
+                key: describe_key(&record.key),
+                reason: reason.into(),
+            })?;
         let kind = record.value.kind();
         let stem = encode_segment(&record.key);
         for other in RedisKind::ALL {
             let rel = self.rel(&[other.dir(), &format!("{stem}{}", other.extension())]);
             if self.tree.exists(&rel)? {
-                return Err(RedisError::DuplicateKey { path: rel.display().to_string() });
+                return Err(RedisError::DuplicateKey {
+                    path: rel.display().to_string(),
+                });
             }
         }
         let rel = self.rel(&[kind.dir(), &format!("{stem}{}", kind.extension())]);
@@ -134,8 +159,12 @@ impl<'t> RedisTreeWriter<'t> {
                 }
             }
             value => {
-                let body = render_value(value, record.expire_at_ms)
-                    .map_err(|reason| RedisError::InvalidRecord { key: describe_key(&record.key), reason })?;
+                let body = render_value(value, record.expire_at_ms).map_err(|reason| {
+                    RedisError::InvalidRecord {
+                        key: describe_key(&record.key),
+                        reason,
+                    }
+                })?;
                 self.tree.write_file(&rel, &body)?;
             }
         }
@@ -153,12 +182,17 @@ impl<'t> RedisTreeWriter<'t> {
     /// I/O and tree errors.
     pub fn close(mut self) -> Result<ServiceSummary, RedisError> {
         self.finished = true;
-        for file in [self.strings_ttl.take(), self.hll_ttl.take()].into_iter().flatten() {
+        for file in [self.strings_ttl.take(), self.hll_ttl.take()]
+            .into_iter()
+            .flatten()
+        {
             file.commit()?;
         }
         let mut keymap: Option<TreeFile> = None;
         for kind in KEYMAP_ORDER {
-            let Some(mut spool) = self.keymap_spool[kind as usize].take() else { continue };
+            let Some(mut spool) = self.keymap_spool[kind as usize].take() else {
+                continue;
+            };
             if keymap.is_none() {
                 keymap = Some(self.tree.create_file(&self.rel(&[KEYMAP_FILE]))?);
                 self.summary.files += 1;
