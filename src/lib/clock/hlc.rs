@@ -155,7 +155,9 @@ impl<W: WallClock> Hlc<W> {
             return Ok(now);
         }
         if fence && now >= ceiling {
-            return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+            return Err(HlcError::CeilingExpired {
+                ceiling_ms: ceiling,
+            });
         }
         Ok(now)
     }
@@ -192,7 +194,9 @@ impl<W: WallClock> Hlc<W> {
             }
             let ceiling = self.ceiling_ms();
             if fence && ceiling > 0 && wall > ceiling {
-                return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+                return Err(HlcError::CeilingExpired {
+                    ceiling_ms: ceiling,
+                });
             }
             let first = compose(wall, first_logical);
             let last = first + (n - 1);
