@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use elastickv::api::redis::args::{ERR_NOT_INTEGER, ERR_OVERFLOW, parse_i64};
 use elastickv::api::redis::{
-    ClientInfo, Command, CommandExecutor, LocalBroker, RedisConfig, Reply, WatchToken, WatchedKey, serve,
+    ClientInfo, Command, CommandExecutor, LocalBroker, RedisConfig, Reply, WatchToken, WatchedKey,
+    serve,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -34,7 +35,11 @@ impl Store {
     fn apply(&mut self, command: &Command) -> Reply {
         let args = &command.args;
         match command.name() {
-            "GET" => self.values.get(&args[0]).cloned().map_or(Reply::NullBulk, Reply::Bulk),
+            "GET" => self
+                .values
+                .get(&args[0])
+                .cloned()
+                .map_or(Reply::NullBulk, Reply::Bulk),
             "SET" => {
                 self.values.insert(args[0].clone(), args[1].clone());
                 self.touch(&args[0]);
@@ -50,8 +55,19 @@ impl Store {
                 }
                 Reply::Integer(removed)
             }
-            "EXISTS" => Reply::Integer(args.iter().filter(|key| self.values.contains_key(*key)).count() as i64),
-            "INCR" => {
+            "EXISTS" => Reply::Integer(
+                args.iter()
+                    .filter(|key| self.values.contains_key(*key))
+                    .count() as i64,
+            ),
+            "INCR" | "INCRBY" => {
+                let delta = match args.get(1) {
+                    None => 1,
+                    Some(raw) => match parse_i64(raw) {
+                        Ok(delta) => delta,
+                        Err(reply) => return reply,
+                    },
+                };
                 let current = match self.values.get(&args[0]) {
                     None => 0,
                     Some(value) => match parse_i64(value) {
@@ -59,10 +75,11 @@ impl Store {
                         Err(_) => return Reply::error(ERR_NOT_INTEGER),
                     },
                 };
-                let Some(next) = current.checked_add(1) else {
+                let Some(next) = current.checked_add(delta) else {
                     return Reply::error(ERR_OVERFLOW);
                 };
-                self.values.insert(args[0].clone(), Bytes::from(next.to_string()));
+                self.values
+                    .insert(args[0].clone(), Bytes::from(next.to_string()));
                 self.touch(&args[0]);
                 Reply::Integer(next)
             }
@@ -91,11 +108,16 @@ impl CommandExecutor for FakeExecutor {
         self.store.lock().apply(&command)
     }
 
-    async fn exec(&self, _client: &ClientInfo, watched: Vec<WatchedKey>, queue: Vec<Command>) -> Reply {
+    async fn exec(
+        &self,
+        _client: &ClientInfo,
+        watched: Vec<WatchedKey>,
+        queue: Vec<Command>,
+    ) -> Reply {
         let mut store = self.store.lock();
-        let changed = watched
-            .iter()
-            .any(|watched| store.versions.get(&watched.key).copied().unwrap_or(0) != watched.token.0);
+        let changed = watched.iter().any(|watched| {
+            store.versions.get(&watched.key).copied().unwrap_or(0) != watched.token.0
+        });
         if changed {
             return Reply::NullArray;
         }
@@ -103,7 +125,9 @@ impl CommandExecutor for FakeExecutor {
     }
 
     async fn watch_token(&self, key: &[u8]) -> Result<WatchToken, Reply> {
-        Ok(WatchToken(self.store.lock().versions.get(key).copied().unwrap_or(0)))
+        Ok(WatchToken(
+            self.store.lock().versions.get(key).copied().unwrap_or(0),
+        ))
     }
 }
 
@@ -119,19 +143,34 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(mut config: RedisConfig) -> TestServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let registry = prometheus::Registry::new();
         config.registry = Some(registry.clone());
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let broker = Arc::new(LocalBroker::new());
         let (shutdown, receiver) = watch::channel(false);
         let executor = Arc::new(FakeExecutor::default());
         let task_broker = Arc::clone(&broker);
         let task = runtime.spawn(async move {
-            serve(listener, config, executor, task_broker, receiver).await.unwrap();
+            serve(listener, config, executor, task_broker, receiver)
+                .await
+                .unwrap();
         });
-        TestServer { addr, broker, registry, shutdown, task: Some(task), runtime }
+        TestServer {
+            addr,
+            broker,
+            registry,
+            shutdown,
+            task: Some(task),
+            runtime,
+        }
     }
 
     /// Value of a counter or gauge sample with the given label value.
@@ -141,7 +180,9 @@ impl TestServer {
                 continue;
             }
             for metric in metric_family.get_metric() {
-                let matches = label.is_none_or(|label| metric.get_label().iter().any(|pair| pair.value() == label));
+                let matches = label.is_none_or(|label| {
+                    metric.get_label().iter().any(|pair| pair.value() == label)
+                });
                 if matches {
                     return metric.get_gauge().get_value() + metric.get_counter().get_value();
                 }
@@ -158,7 +199,9 @@ impl Drop for TestServer {
             return;
         }
         if let Some(task) = self.task.take() {
-            let finished = self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+            let finished = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
             if finished.is_err() {
                 eprintln!("server did not shut down within 10 s");
             }
@@ -192,8 +235,13 @@ pub struct RawClient {
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        RawClient { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        RawClient {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
     }
 
     pub fn writer_mut(&mut self) -> &mut TcpStream {
@@ -223,7 +271,11 @@ impl RawClient {
     fn line(&mut self) -> String {
         let mut line = Vec::new();
         self.reader.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "truncated line {:?}", String::from_utf8_lossy(&line));
+        assert!(
+            line.ends_with(b"\r\n"),
+            "truncated line {:?}",
+            String::from_utf8_lossy(&line)
+        );
         line.truncate(line.len() - 2);
         String::from_utf8(line).unwrap()
     }
@@ -236,7 +288,9 @@ impl RawClient {
     }
 
     fn items(&mut self, count: &str) -> Vec<Wire> {
-        (0..count.parse::<usize>().unwrap()).map(|_| self.read()).collect()
+        (0..count.parse::<usize>().unwrap())
+            .map(|_| self.read())
+            .collect()
     }
 
     pub fn read(&mut self) -> Wire {
@@ -261,7 +315,10 @@ impl RawClient {
             "#" => Wire::Boolean(rest == "t"),
             "=" => {
                 let data = self.payload(rest.parse().unwrap());
-                Wire::Verbatim(String::from_utf8_lossy(&data[..3]).into_owned(), data[4..].to_vec())
+                Wire::Verbatim(
+                    String::from_utf8_lossy(&data[..3]).into_owned(),
+                    data[4..].to_vec(),
+                )
             }
             other => panic!("unexpected reply marker {other:?} in {line:?}"),
         }
@@ -298,7 +355,11 @@ impl RealRedis {
     /// Starts `redis-server` with `extra` arguments; panics with a clear
     /// message when it is not installed.
     pub fn start(extra: &[&str]) -> RealRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -310,10 +371,17 @@ impl RealRedis {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        RealRedis { addr, child, _dir: dir }
+        RealRedis {
+            addr,
+            child,
+            _dir: dir,
+        }
     }
 }
 
