@@ -178,7 +178,7 @@ fn auth_flows_and_noauth_gating() {
         error("NOAUTH Authentication required.")
     );
     assert_eq!(
-        client.call(&["HELLO", "3"]).clone(),
+        client.call(&["HELLO", "3"]),
         error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
         )
