@@ -84,7 +84,7 @@ impl<B: KvBackend> Db<'_, '_, B> {
         let mut loaded = self.load_counted_for_write(key, Kind::Hash)?;
         let mut added = 0;
         for (field, value) in pairs {
-            let exists = loaded.existed && self.member_get(key, TAG_HASH, field)?.is_some();
+            let exists = self.member_get(key, TAG_HASH, field)?.is_some();
             if exists && only_new {
                 continue;
             }
@@ -131,7 +131,7 @@ impl<B: KvBackend> Db<'_, '_, B> {
         let mut loaded = self.load_counted_for_write(key, Kind::Set)?;
         let mut added = 0;
         for member in members {
-            if loaded.existed && self.member_get(key, TAG_SET, member)?.is_some() {
+            if self.member_get(key, TAG_SET, member)?.is_some() {
                 continue;
             }
             self.member_put(key, TAG_SET, member, Vec::new());

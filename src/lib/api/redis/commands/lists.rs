@@ -65,9 +65,12 @@ fn normalize_index(index: i64, len: i64) -> Option<i64> {
 }
 
 pub fn lindex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    let index = parse_i64(&cmd.args[1])?;
     let key = &cmd.args[0];
     let meta = ctx.db.list_meta(key)?;
+    if !meta.existed {
+        return Ok(Reply::NullBulk);
+    }
+    let index = parse_i64(&cmd.args[1])?;
     let Some(index) = normalize_index(index, meta.len()) else {
         return Ok(Reply::NullBulk);
     };
@@ -75,12 +78,12 @@ pub fn lindex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn lset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    let index = parse_i64(&cmd.args[1])?;
     let key = &cmd.args[0];
     let meta = ctx.db.list_meta(key)?;
     if !meta.existed {
         return Err(error(ERR_NO_SUCH_KEY).into());
     }
+    let index = parse_i64(&cmd.args[1])?;
     let Some(index) = normalize_index(index, meta.len()) else {
         return Err(error(ERR_INDEX_OUT_OF_RANGE).into());
     };

@@ -124,9 +124,11 @@ pub fn srandmember<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 
 pub fn smove<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let (src, dst, member) = (&cmd.args[0], &cmd.args[1], &cmd.args[2]);
-    let src_exists = ctx.db.meta_of(src, Kind::Set)?.is_some();
+    if ctx.db.meta_of(src, Kind::Set)?.is_none() {
+        return Ok(Reply::Integer(0));
+    }
     ctx.db.meta_of(dst, Kind::Set)?;
-    if !src_exists || !ctx.db.set_contains(src, member)? {
+    if !ctx.db.set_contains(src, member)? {
         return Ok(Reply::Integer(0));
     }
     if src == dst {

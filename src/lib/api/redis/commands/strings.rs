@@ -282,18 +282,23 @@ pub fn format_float_plain(value: f64) -> String {
     if value == 0.0 {
         return "0".to_string();
     }
+    if value.fract() == 0.0 {
+        // Exact digits, as Redis's fixed-point long-double printing gives.
+        return format!("{value:.0}");
+    }
     format!("{value}")
 }
 
 pub fn incrbyfloat<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let key = &cmd.args[0];
-    let delta = args::parse_double(&cmd.args[1]).ok_or_else(|| error(ERR_NOT_FLOAT))?;
+    // Redis's order: type, current value, then the increment.
     let existing = read_string(ctx, key)?;
     let existed = existing.is_some();
     let (current, expire_at) = match existing {
         Some((value, expire_at)) => (args::parse_double(&value).ok_or_else(|| error(ERR_NOT_FLOAT))?, expire_at),
         None => (0.0, 0),
     };
+    let delta = args::parse_double(&cmd.args[1]).ok_or_else(|| error(ERR_NOT_FLOAT))?;
     let next = current + delta;
     if !next.is_finite() {
         return Err(error(ERR_NAN_OR_INFINITY).into());
@@ -329,9 +334,6 @@ pub fn clamp_range(start: i64, end: i64, len: i64) -> Option<(i64, i64)> {
     if start < 0 {
         start = 0;
     }
-    if end < 0 {
-        end = 0;
-    }
     if end >= len {
         end = len - 1;
     }
@@ -350,7 +352,10 @@ pub fn getrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     if start < 0 && end < 0 && start > end {
         return Ok(Reply::bulk(""));
     }
-    Ok(match clamp_range(start, end, value.len() as i64) {
+    // GETRANGE, unlike list ranges, clamps a negative end to 0.
+    let len = value.len() as i64;
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    Ok(match clamp_range(start, end, len) {
         Some((s, e)) => Reply::bulk(&value[s as usize..=e as usize]),
         None => Reply::bulk(""),
     })

@@ -122,14 +122,32 @@ pub fn select<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], count: u64, spec: &Ran
             ctx.db
                 .zset_index_scan(key, Some(&from), to.as_deref(), spec.offset, limit, direction)?
         }
-        Selector::Lex(min, max) => ctx
-            .db
-            .zset_index_scan(key, None, None, 0, usize::MAX, direction)?
-            .into_iter()
-            .filter(|(m, _)| above_min(m, min) && below_max(m, max))
-            .skip(spec.offset)
-            .take(limit)
-            .collect(),
+        Selector::Lex(min, max) => {
+            // As Redis walks its ordered (score, member) list: the range must
+            // overlap the ends, then the run starts at the first member past
+            // `min` and stops at the first one beyond `max` (identical to a
+            // filter when all scores are equal, the case Redis specifies).
+            let all = ctx.db.zset_index_scan(key, None, None, 0, usize::MAX, Direction::Forward)?;
+            let (Some(first), Some(last)) = (all.first(), all.last()) else {
+                return Ok(Vec::new());
+            };
+            if !above_min(&last.0, min) || !below_max(&first.0, max) {
+                return Ok(Vec::new());
+            }
+            let run: Vec<(Vec<u8>, f64)> = if spec.rev {
+                all.into_iter()
+                    .rev()
+                    .skip_while(|(m, _)| !below_max(m, max))
+                    .take_while(|(m, _)| above_min(m, min))
+                    .collect()
+            } else {
+                all.into_iter()
+                    .skip_while(|(m, _)| !above_min(m, min))
+                    .take_while(|(m, _)| below_max(m, max))
+                    .collect()
+            };
+            run.into_iter().skip(spec.offset).take(limit).collect()
+        }
     })
 }
 
@@ -205,7 +223,7 @@ pub fn zadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let (mut added, mut changed) = (0i64, 0i64);
     let mut last_score = None;
     for (score, member) in pairs {
-        let old = if loaded.existed { ctx.db.zset_score_raw(key, member)? } else { None };
+        let old = ctx.db.zset_score_raw(key, member)?;
         let mut new = score;
         if incr {
             new = old.unwrap_or(0.0) + score;
@@ -248,7 +266,7 @@ pub fn zincrby<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let delta = args::parse_double(&cmd.args[1]).ok_or_else(|| error(ERR_NOT_FLOAT))?;
     let member = cmd.args[2].as_ref();
     let mut loaded = ctx.db.load_counted_for_write(key, Kind::ZSet)?;
-    let old = if loaded.existed { ctx.db.zset_score_raw(key, member)? } else { None };
+    let old = ctx.db.zset_score_raw(key, member)?;
     let new = old.unwrap_or(0.0) + delta;
     if new.is_nan() {
         return Err(error(ERR_SCORE_NAN).into());
