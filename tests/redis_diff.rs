@@ -33,7 +33,16 @@ fn free_port() -> u16 {
 fn start_real_redis() -> RealRedis {
     let port = free_port();
     let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -63,7 +72,12 @@ async fn replies_match_real_redis() {
     for seed in [1u64, 2, 3, 4] {
         let out = harness::run_python(
             "diff.py",
-            &[real.port.to_string(), ours.port.to_string(), seed.to_string(), "1500".to_string()],
+            &[
+                real.port.to_string(),
+                ours.port.to_string(),
+                seed.to_string(),
+                "1500".to_string(),
+            ],
         )
         .await;
         assert!(out.contains("0 mismatches"), "{out}");

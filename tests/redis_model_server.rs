@@ -7,8 +7,8 @@ mod harness;
 
 use std::time::Duration;
 
-use elastickv::api::redis::commands::RedisExecutor;
 use elastickv::api::redis::command::lookup;
+use elastickv::api::redis::commands::RedisExecutor;
 use elastickv::api::redis::{ClientInfo, Command, CommandExecutor, Protocol, Reply};
 use elastickv::txn::LocalBackend;
 
@@ -28,7 +28,10 @@ async fn call(exec: &RedisExecutor<LocalBackend>, argv: &[&str]) -> Reply {
     let command = Command {
         spec,
         subcommand: argv.get(1).and_then(|s| spec.subcommand(s.as_bytes())),
-        args: argv[1..].iter().map(|a| bytes::Bytes::from(a.to_string())).collect(),
+        args: argv[1..]
+            .iter()
+            .map(|a| bytes::Bytes::from(a.to_string()))
+            .collect(),
     };
     exec.execute(&client(), command).await
 }
@@ -45,9 +48,15 @@ async fn redis_py_functional_suite() {
 async fn active_expiry_removes_rows_of_expired_collections() {
     let server = harness::TestServer::start().await;
     let exec = &server.executor;
-    assert_eq!(call(exec, &["HSET", "h", "a", "1", "b", "2"]).await, Reply::Integer(2));
+    assert_eq!(
+        call(exec, &["HSET", "h", "a", "1", "b", "2"]).await,
+        Reply::Integer(2)
+    );
     assert_eq!(call(exec, &["PEXPIRE", "h", "30"]).await, Reply::Integer(1));
-    assert_eq!(call(exec, &["HSET", "keep", "a", "1"]).await, Reply::Integer(1));
+    assert_eq!(
+        call(exec, &["HSET", "keep", "a", "1"]).await,
+        Reply::Integer(1)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while call(exec, &["EXISTS", "h"]).await != Reply::Integer(0) {
         assert!(std::time::Instant::now() < deadline, "key never expired");
@@ -60,7 +69,10 @@ async fn active_expiry_removes_rows_of_expired_collections() {
     assert_eq!(again.removed, 0, "nothing left to purge");
     assert_eq!(call(exec, &["HGET", "keep", "a"]).await, Reply::bulk("1"));
     // A new incarnation of the expired key starts empty.
-    assert_eq!(call(exec, &["HSET", "h", "z", "9"]).await, Reply::Integer(1));
+    assert_eq!(
+        call(exec, &["HSET", "h", "z", "9"]).await,
+        Reply::Integer(1)
+    );
     assert_eq!(call(exec, &["HLEN", "h"]).await, Reply::Integer(1));
     server.stop().await;
 }
@@ -98,7 +110,10 @@ async fn blocked_pop_wakes_on_external_notification() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(call(&exec, &["LPUSH", "q", "v"]).await, Reply::Integer(1));
     exec.notify_key_written(b"q");
-    let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got, Reply::Array(vec![Reply::bulk("q"), Reply::bulk("v")]));
     server.stop().await;
 }

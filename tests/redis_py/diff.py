@@ -106,6 +106,12 @@ def gen(rng):
         lambda: ["ZREMRANGEBYRANK", k(), i(), i()],
         lambda: ["ZREMRANGEBYSCORE", k(), bound(), bound()],
         lambda: ["DBSIZE"],
+        lambda: ["XADD", k()] + rng.choice([[], ["MAXLEN", "=", "2"], ["NOMKSTREAM"], ["MINID", "=", "3"]]) + [rng.choice(["1-1", "2", "5-*", "0-0", "3-0", "7-2", "x"]), m(), v()],
+        lambda: [rng.choice(["XRANGE", "XREVRANGE"]), k(), rng.choice(["-", "+", "2", "(3-0", "5"]), rng.choice(["-", "+", "7", "(5-0"])] + rng.choice([[], ["COUNT", "1"]]),
+        lambda: ["XLEN", k()],
+        lambda: ["XDEL", k(), rng.choice(["1-1", "2-0", "5-0", "x"])],
+        lambda: ["XTRIM", k(), rng.choice(["MAXLEN", "MINID"]), "=", rng.choice(["1", "3", "0"])],
+        lambda: ["XREAD", "COUNT", "2", "STREAMS", k(), rng.choice(["0", "2-0", "$"])],
     ]
     return rng.choice(choices)()
 

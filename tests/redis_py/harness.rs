@@ -43,9 +43,15 @@ impl TestServer {
         let (shutdown, rx) = watch::channel(false);
         let exec = Arc::clone(&executor);
         let task = tokio::spawn(async move {
-            serve(listener, RedisConfig::default(), exec, Arc::new(LocalBroker::new()), rx)
-                .await
-                .unwrap();
+            serve(
+                listener,
+                RedisConfig::default(),
+                exec,
+                Arc::new(LocalBroker::new()),
+                rx,
+            )
+            .await
+            .unwrap();
         });
         TestServer {
             port,
@@ -65,7 +71,9 @@ impl TestServer {
 }
 
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/redis_py").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/redis_py")
+        .join(name)
 }
 
 /// Runs `python3 tests/redis_py/<name> <args...>`; panics with its output
@@ -79,6 +87,9 @@ pub async fn run_python(name: &str, args: &[String]) -> String {
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{name} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "{name} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     stdout
 }

@@ -80,7 +80,12 @@ impl<B: KvBackend> Db<'_, '_, B> {
 
     /// Sets fields; returns how many were new. With `only_new`, existing
     /// fields are left alone.
-    pub fn hash_set(&mut self, key: &[u8], pairs: &[(&[u8], &[u8])], only_new: bool) -> Result<u64> {
+    pub fn hash_set(
+        &mut self,
+        key: &[u8],
+        pairs: &[(&[u8], &[u8])],
+        only_new: bool,
+    ) -> Result<u64> {
         let mut loaded = self.load_counted_for_write(key, Kind::Hash)?;
         let mut added = 0;
         for (field, value) in pairs {
@@ -173,7 +178,11 @@ impl<B: KvBackend> Db<'_, '_, B> {
         if self.meta_of(key, Kind::Set)?.is_none() {
             return Ok(Vec::new());
         }
-        Ok(self.member_all(key, TAG_SET)?.into_iter().map(|(m, _)| m).collect())
+        Ok(self
+            .member_all(key, TAG_SET)?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
     }
 
     /// Replaces `key` with a set of `members` (the *STORE commands);
@@ -183,7 +192,13 @@ impl<B: KvBackend> Db<'_, '_, B> {
         if members.is_empty() {
             return;
         }
-        self.put_meta(key, &Body::Set { count: members.len() as u64 }, 0);
+        self.put_meta(
+            key,
+            &Body::Set {
+                count: members.len() as u64,
+            },
+            0,
+        );
         for member in members {
             self.member_put(key, TAG_SET, member, Vec::new());
         }
@@ -218,8 +233,18 @@ impl<B: KvBackend> Db<'_, '_, B> {
         if let Some(old) = old {
             self.member_delete(key, TAG_ZINDEX, &Self::zindex_suffix(old, member));
         }
-        self.member_put(key, TAG_ZMEMBER, member, score.to_bits().to_be_bytes().to_vec());
-        self.member_put(key, TAG_ZINDEX, &Self::zindex_suffix(score, member), Vec::new());
+        self.member_put(
+            key,
+            TAG_ZMEMBER,
+            member,
+            score.to_bits().to_be_bytes().to_vec(),
+        );
+        self.member_put(
+            key,
+            TAG_ZINDEX,
+            &Self::zindex_suffix(score, member),
+            Vec::new(),
+        );
     }
 
     /// Removes `member` (known to have `score`); the caller keeps the count.
@@ -245,7 +270,10 @@ impl<B: KvBackend> Db<'_, '_, B> {
         let mut out = Vec::with_capacity(rows.len().saturating_sub(offset));
         for (suffix, _) in rows.into_iter().skip(offset) {
             if suffix.len() < 8 {
-                return Err(ModelError::corrupt(key, "sorted-set index row shorter than its score"));
+                return Err(ModelError::corrupt(
+                    key,
+                    "sorted-set index row shorter than its score",
+                ));
             }
             let mut raw = [0u8; 8];
             raw.copy_from_slice(&suffix[..8]);
@@ -270,7 +298,14 @@ impl<B: KvBackend> Db<'_, '_, B> {
     /// before it.
     pub fn zset_rank_raw(&mut self, key: &[u8], member: &[u8], score: f64) -> Result<u64> {
         let end = Self::zindex_suffix(score, member);
-        let rows = self.member_scan(key, TAG_ZINDEX, None, Some(&end), usize::MAX, Direction::Forward)?;
+        let rows = self.member_scan(
+            key,
+            TAG_ZINDEX,
+            None,
+            Some(&end),
+            usize::MAX,
+            Direction::Forward,
+        )?;
         Ok(rows.len() as u64)
     }
 

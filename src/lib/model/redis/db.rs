@@ -11,7 +11,9 @@
 //! key's WATCH token); a collection that becomes empty is removed.
 
 use super::error::ModelError;
-use super::layout::{key_end, meta_key, member_key, namespace_range, split_user_key, successor_of_prefix, tag_range};
+use super::layout::{
+    key_end, member_key, meta_key, namespace_range, split_user_key, successor_of_prefix, tag_range,
+};
 use super::meta::{Body, Kind, Meta};
 use crate::clock::{Timestamp, compose, physical_ms};
 use crate::storage::Direction;
@@ -107,7 +109,10 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
     }
 
     pub fn member_get(&mut self, key: &[u8], tag: u8, suffix: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.txn.get(&member_key(key, tag, suffix))?.map(|v| v.value))
+        Ok(self
+            .txn
+            .get(&member_key(key, tag, suffix))?
+            .map(|v| v.value))
     }
 
     pub fn member_put(&mut self, key: &[u8], tag: u8, suffix: &[u8], value: Vec<u8>) {
@@ -149,12 +154,18 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
     /// Up to `limit` keys from the user-key position `from` (None = the
     /// start of the namespace), with where to resume (None = done).
     /// Each key costs one seek: member rows are jumped over.
-    pub fn scan_keys(&mut self, from: Option<&[u8]>, limit: usize) -> Result<(Vec<KeyEntry>, Option<Vec<u8>>)> {
+    pub fn scan_keys(
+        &mut self,
+        from: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<KeyEntry>, Option<Vec<u8>>)> {
         let (ns_start, ns_end) = namespace_range();
         let mut cursor = from.map_or(ns_start, <[u8]>::to_vec);
         let mut out = Vec::new();
         while out.len() < limit {
-            let rows = self.txn.scan(&cursor, Some(&ns_end), 1, Direction::Forward)?;
+            let rows = self
+                .txn
+                .scan(&cursor, Some(&ns_end), 1, Direction::Forward)?;
             let Some((user_key, row)) = rows.into_iter().next() else {
                 return Ok((out, None));
             };
@@ -187,12 +198,18 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
 
     /// Removes the leftover rows of keys whose META row expired, scanning
     /// at most `budget` keys from `from`; returns (keys removed, resume).
-    pub fn purge_expired(&mut self, from: Option<&[u8]>, budget: usize) -> Result<(u64, Option<Vec<u8>>)> {
+    pub fn purge_expired(
+        &mut self,
+        from: Option<&[u8]>,
+        budget: usize,
+    ) -> Result<(u64, Option<Vec<u8>>)> {
         let (ns_start, ns_end) = namespace_range();
         let mut cursor = from.map_or(ns_start, <[u8]>::to_vec);
         let mut removed = 0;
         for _ in 0..budget {
-            let rows = self.txn.scan(&cursor, Some(&ns_end), 1, Direction::Forward)?;
+            let rows = self
+                .txn
+                .scan(&cursor, Some(&ns_end), 1, Direction::Forward)?;
             let Some((user_key, _)) = rows.into_iter().next() else {
                 return Ok((removed, None));
             };
@@ -212,4 +229,3 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
         Ok((removed, Some(cursor)))
     }
 }
-

@@ -29,7 +29,9 @@ pub async fn expire_page<B: KvBackend>(
 ) -> Result<ExpiryPage, ModelError> {
     let mut txn = Txn::begin(backend).await?;
     let (removed, resume) = Db::new(&mut txn).purge_expired(resume, budget.max(1))?;
-    txn.commit().await.map_err(|e: TxnError| ModelError::Txn(e))?;
+    txn.commit()
+        .await
+        .map_err(|e: TxnError| ModelError::Txn(e))?;
     Ok(ExpiryPage { removed, resume })
 }
 

@@ -7,8 +7,8 @@
 //! items from the edit point on, keeping the invariant.
 
 use super::db::{Db, Result};
-use super::layout::{TAG_LIST, sortable_i64};
 use super::error::ModelError;
+use super::layout::{TAG_LIST, sortable_i64};
 use super::meta::Body;
 use crate::clock::Timestamp;
 use crate::storage::Direction;
@@ -78,7 +78,13 @@ impl<B: KvBackend> Db<'_, '_, B> {
 
     /// Pushes `items` one by one at `end`; returns the new length. With
     /// `only_existing` (LPUSHX/RPUSHX) a missing key stays missing.
-    pub fn list_push(&mut self, key: &[u8], items: &[&[u8]], end: End, only_existing: bool) -> Result<i64> {
+    pub fn list_push(
+        &mut self,
+        key: &[u8],
+        items: &[&[u8]],
+        end: End,
+        only_existing: bool,
+    ) -> Result<i64> {
         let mut meta = self.list_meta(key)?;
         if !meta.existed {
             if only_existing {
@@ -135,7 +141,13 @@ impl<B: KvBackend> Db<'_, '_, B> {
     }
 
     /// Items at indexes `[start, stop]` (already clamped, non-negative).
-    pub fn list_slice(&mut self, key: &[u8], meta: &ListMeta, start: i64, stop: i64) -> Result<Vec<Vec<u8>>> {
+    pub fn list_slice(
+        &mut self,
+        key: &[u8],
+        meta: &ListMeta,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Vec<u8>>> {
         if start > stop || start >= meta.len() {
             return Ok(Vec::new());
         }
@@ -208,4 +220,3 @@ impl<B: KvBackend> Db<'_, '_, B> {
         }
     }
 }
-

@@ -140,7 +140,9 @@ impl Body {
 
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Body, ModelError> {
         let corrupt = |detail: &str| ModelError::corrupt(key, detail);
-        let (&tag, rest) = bytes.split_first().ok_or_else(|| corrupt("empty META row"))?;
+        let (&tag, rest) = bytes
+            .split_first()
+            .ok_or_else(|| corrupt("empty META row"))?;
         let words = |n: usize| -> Result<Vec<u64>, ModelError> {
             if rest.len() != n * 8 {
                 return Err(corrupt(&format!(
@@ -160,9 +162,15 @@ impl Body {
         };
         Ok(match tag {
             1 => Body::String(rest.to_vec()),
-            2 => Body::Hash { count: words(1)?[0] },
-            3 => Body::Set { count: words(1)?[0] },
-            4 => Body::ZSet { count: words(1)?[0] },
+            2 => Body::Hash {
+                count: words(1)?[0],
+            },
+            3 => Body::Set {
+                count: words(1)?[0],
+            },
+            4 => Body::ZSet {
+                count: words(1)?[0],
+            },
             5 => {
                 let w = words(2)?;
                 Body::List {

@@ -81,7 +81,11 @@ pub fn attempt<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, T
 }
 
 /// Runs a blocking command to completion.
-pub async fn run_blocking<B: KvBackend>(exec: &RedisExecutor<B>, client: &ClientInfo, cmd: &Command) -> Reply {
+pub async fn run_blocking<B: KvBackend>(
+    exec: &RedisExecutor<B>,
+    client: &ClientInfo,
+    cmd: &Command,
+) -> Reply {
     let Some(timeout_arg) = cmd.args.last() else {
         return Reply::NullArray;
     };
@@ -98,6 +102,67 @@ pub async fn run_blocking<B: KvBackend>(exec: &RedisExecutor<B>, client: &Client
             wait.as_mut().enable();
         }
         let reply = exec.run_txn(Some(client), |ctx| attempt(ctx, cmd)).await;
+        if reply != Reply::NullArray {
+            return reply;
+        }
+        let any = futures::future::select_all(waits);
+        match deadline {
+            Some(deadline) => {
+                if tokio::time::timeout_at(deadline.into(), any).await.is_err() {
+                    return Reply::NullArray;
+                }
+            }
+            None => {
+                any.await;
+            }
+        }
+    }
+}
+
+/// XREAD, blocking when BLOCK is given and nothing is there yet; `$` is
+/// resolved once, before the first attempt.
+pub async fn run_xread<B: KvBackend>(
+    exec: &RedisExecutor<B>,
+    client: &ClientInfo,
+    cmd: &Command,
+) -> Reply {
+    let read = match super::streams::parse_xread(cmd) {
+        Ok(read) => read,
+        Err(reply) => return reply,
+    };
+    let Some(block_ms) = read.block_ms else {
+        return exec
+            .run_txn(Some(client), |ctx| settle(super::streams::xread(ctx, cmd)))
+            .await;
+    };
+    let mut resolved = Vec::new();
+    let reply = exec
+        .run_txn(Some(client), |ctx| {
+            match super::streams::resolve_ids(ctx, &read) {
+                Ok(ids) => {
+                    resolved = ids;
+                    Ok(Reply::NullArray)
+                }
+                Err(err) => settle(Err(err)),
+            }
+        })
+        .await;
+    if reply != Reply::NullArray {
+        return reply;
+    }
+    let deadline =
+        (block_ms > 0).then(|| Instant::now() + std::time::Duration::from_millis(block_ms));
+    loop {
+        let signals: Vec<Arc<Notify>> = read.keys.iter().map(|k| exec.waiters.signal(k)).collect();
+        let mut waits: Vec<_> = signals.iter().map(|s| Box::pin(s.notified())).collect();
+        for wait in &mut waits {
+            wait.as_mut().enable();
+        }
+        let reply = exec
+            .run_txn(Some(client), |ctx| {
+                settle(super::streams::xread_once(ctx, &read, &resolved))
+            })
+            .await;
         if reply != Reply::NullArray {
             return reply;
         }

@@ -102,7 +102,11 @@ mod tests {
         let a = table.store(CursorKind::Keys, b"", b"a".to_vec());
         let b = table.store(CursorKind::Hash, b"h", b"b".to_vec());
         assert_eq!(table.resume(a, CursorKind::Keys, b""), Some(b"a".to_vec()));
-        assert_eq!(table.resume(b, CursorKind::Hash, b"other"), None, "other key restarts");
+        assert_eq!(
+            table.resume(b, CursorKind::Hash, b"other"),
+            None,
+            "other key restarts"
+        );
         let c = table.store(CursorKind::Keys, b"", b"c".to_vec());
         assert_eq!(table.len(), 2);
         assert_eq!(table.resume(a, CursorKind::Keys, b""), None, "evicted");

@@ -2,7 +2,7 @@
 
 use super::ctx::{Ctx, settle};
 use super::strings::ExpireUnit;
-use super::{hashes, keyspace, lists, server, sets, strings, zsets};
+use super::{hashes, keyspace, lists, server, sets, streams, strings, zsets};
 use crate::api::redis::args::Command;
 use crate::api::redis::reply::Reply;
 use crate::model::redis::Kind;
@@ -75,7 +75,9 @@ pub fn run<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, TxnEr
         "SPOP" => sets::spop(ctx, cmd),
         "SRANDMEMBER" => sets::srandmember(ctx, cmd),
         "SMOVE" => sets::smove(ctx, cmd),
-        "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => sets::set_algebra(ctx, cmd),
+        "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => {
+            sets::set_algebra(ctx, cmd)
+        }
         "SSCAN" => hashes::collection_scan(ctx, cmd, Kind::Set),
         // lists
         "LPUSH" | "RPUSH" | "LPUSHX" | "RPUSHX" => lists::push(ctx, cmd),
@@ -100,19 +102,32 @@ pub fn run<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, TxnEr
         "ZMSCORE" => zsets::zmscore(ctx, cmd),
         "ZCOUNT" => zsets::zcount(ctx, cmd),
         "ZRANK" | "ZREVRANK" => zsets::zrank(ctx, cmd),
-        "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGE" => zsets::zrange(ctx, cmd),
+        "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGE" => {
+            zsets::zrange(ctx, cmd)
+        }
         "ZPOPMIN" | "ZPOPMAX" => zsets::zpop(ctx, cmd),
         "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE" => zsets::zremrange(ctx, cmd),
         "ZSCAN" => hashes::collection_scan(ctx, cmd, Kind::ZSet),
+        // streams
+        "XADD" => streams::xadd(ctx, cmd),
+        "XLEN" => streams::xlen(ctx, cmd),
+        "XRANGE" | "XREVRANGE" => streams::xrange(ctx, cmd),
+        "XDEL" => streams::xdel(ctx, cmd),
+        "XTRIM" => streams::xtrim(ctx, cmd),
+        "XREAD" => streams::xread(ctx, cmd),
         // server
         "INFO" => server::info(ctx, cmd),
         "CONFIG" => server::config(ctx, cmd),
         "TIME" => Ok(server::time()),
         "WAIT" => server::wait(cmd),
-        other => Ok(Reply::error(format!("ERR unknown command '{}'", other.to_ascii_lowercase()))),
+        other => Ok(Reply::error(format!(
+            "ERR unknown command '{}'",
+            other.to_ascii_lowercase()
+        ))),
     };
     if cmd.spec.is_write() && matches!(result, Ok(ref r) if !r.is_error()) {
-        ctx.written.extend(cmd.keys().into_iter().map(|k| k.to_vec()));
+        ctx.written
+            .extend(cmd.keys().into_iter().map(|k| k.to_vec()));
     }
     settle(result)
 }

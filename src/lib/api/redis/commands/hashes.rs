@@ -5,8 +5,8 @@ use super::cursors::CursorKind;
 use super::keyspace::parse_scan_options;
 use super::strings::format_float_plain;
 use crate::api::redis::args::{
-    self, Command, ERR_HASH_NOT_FLOAT, ERR_HASH_NOT_INTEGER, ERR_NAN_OR_INFINITY, ERR_NOT_FLOAT, ERR_OVERFLOW,
-    error, parse_cursor, parse_i64,
+    self, Command, ERR_HASH_NOT_FLOAT, ERR_HASH_NOT_INTEGER, ERR_NAN_OR_INFINITY, ERR_NOT_FLOAT,
+    ERR_OVERFLOW, error, parse_cursor, parse_i64,
 };
 use crate::api::redis::glob::glob_match;
 use crate::api::redis::reply::Reply;
@@ -23,22 +23,37 @@ pub fn hset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let rest = &cmd.args[1..];
     if rest.len() % 2 != 0 {
         let name = cmd.name().to_ascii_lowercase();
-        return Err(Reply::error(format!("ERR wrong number of arguments for '{name}' command")).into());
+        return Err(Reply::error(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ))
+        .into());
     }
-    let pairs: Vec<(&[u8], &[u8])> = rest.chunks(2).map(|p| (p[0].as_ref(), p[1].as_ref())).collect();
+    let pairs: Vec<(&[u8], &[u8])> = rest
+        .chunks(2)
+        .map(|p| (p[0].as_ref(), p[1].as_ref()))
+        .collect();
     let added = ctx.db.hash_set(&cmd.args[0], &pairs, false)?;
-    Ok(if cmd.name() == "HMSET" { Reply::ok() } else { Reply::Integer(added as i64) })
+    Ok(if cmd.name() == "HMSET" {
+        Reply::ok()
+    } else {
+        Reply::Integer(added as i64)
+    })
 }
 
 pub fn hsetnx<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    let added = ctx
-        .db
-        .hash_set(&cmd.args[0], &[(cmd.args[1].as_ref(), cmd.args[2].as_ref())], true)?;
+    let added = ctx.db.hash_set(
+        &cmd.args[0],
+        &[(cmd.args[1].as_ref(), cmd.args[2].as_ref())],
+        true,
+    )?;
     Ok(Reply::Integer(added as i64))
 }
 
 pub fn hget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(ctx.db.hash_get(&cmd.args[0], &cmd.args[1])?.map_or(Reply::NullBulk, Reply::bulk))
+    Ok(ctx
+        .db
+        .hash_get(&cmd.args[0], &cmd.args[1])?
+        .map_or(Reply::NullBulk, Reply::bulk))
 }
 
 pub fn hmget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -46,7 +61,11 @@ pub fn hmget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let exists = ctx.db.meta_of(key, Kind::Hash)?.is_some();
     let mut out = Vec::new();
     for field in &cmd.args[1..] {
-        let value = if exists { ctx.db.member_get(key, TAG_HASH, field)? } else { None };
+        let value = if exists {
+            ctx.db.member_get(key, TAG_HASH, field)?
+        } else {
+            None
+        };
         out.push(value.map_or(Reply::NullBulk, Reply::bulk));
     }
     Ok(Reply::Array(out))
@@ -54,7 +73,12 @@ pub fn hmget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 
 pub fn hgetall<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let pairs = ctx.db.hash_all(&cmd.args[0])?;
-    Ok(Reply::Map(pairs.into_iter().map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect()))
+    Ok(Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(f, v)| (Reply::bulk(f), Reply::bulk(v)))
+            .collect(),
+    ))
 }
 
 pub fn hkeys<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, values: bool) -> CmdResult {
@@ -69,33 +93,47 @@ pub fn hkeys<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, values: bool) -> Cmd
 
 pub fn hdel<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let fields: Vec<&[u8]> = cmd.args[1..].iter().map(|f| f.as_ref()).collect();
-    Ok(Reply::Integer(ctx.db.hash_del(&cmd.args[0], &fields)? as i64))
+    Ok(Reply::Integer(
+        ctx.db.hash_del(&cmd.args[0], &fields)? as i64
+    ))
 }
 
 pub fn hexists<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(i64::from(ctx.db.hash_get(&cmd.args[0], &cmd.args[1])?.is_some())))
+    Ok(Reply::Integer(i64::from(
+        ctx.db.hash_get(&cmd.args[0], &cmd.args[1])?.is_some(),
+    )))
 }
 
 pub fn hlen<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(ctx.db.load_counted(&cmd.args[0], Kind::Hash)?.count as i64))
+    Ok(Reply::Integer(
+        ctx.db.load_counted(&cmd.args[0], Kind::Hash)?.count as i64,
+    ))
 }
 
 pub fn hstrlen<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     Ok(Reply::Integer(
-        ctx.db.hash_get(&cmd.args[0], &cmd.args[1])?.map_or(0, |v| v.len() as i64),
+        ctx.db
+            .hash_get(&cmd.args[0], &cmd.args[1])?
+            .map_or(0, |v| v.len() as i64),
     ))
 }
 
 pub fn hincrby<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let delta = parse_i64(&cmd.args[2])?;
     let current = match ctx.db.hash_get(&cmd.args[0], &cmd.args[1])? {
-        Some(v) => crate::api::redis::resp::parse_redis_int(&v).ok_or_else(|| error(ERR_HASH_NOT_INTEGER))?,
+        Some(v) => crate::api::redis::resp::parse_redis_int(&v)
+            .ok_or_else(|| error(ERR_HASH_NOT_INTEGER))?,
         None => 0,
     };
-    let next = current.checked_add(delta).ok_or_else(|| error(ERR_OVERFLOW))?;
+    let next = current
+        .checked_add(delta)
+        .ok_or_else(|| error(ERR_OVERFLOW))?;
     let text = next.to_string();
-    ctx.db
-        .hash_set(&cmd.args[0], &[(cmd.args[1].as_ref(), text.as_bytes())], false)?;
+    ctx.db.hash_set(
+        &cmd.args[0],
+        &[(cmd.args[1].as_ref(), text.as_bytes())],
+        false,
+    )?;
     Ok(Reply::Integer(next))
 }
 
@@ -110,8 +148,11 @@ pub fn hincrbyfloat<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult 
         return Err(error(ERR_NAN_OR_INFINITY).into());
     }
     let text = format_float_plain(next);
-    ctx.db
-        .hash_set(&cmd.args[0], &[(cmd.args[1].as_ref(), text.as_bytes())], false)?;
+    ctx.db.hash_set(
+        &cmd.args[0],
+        &[(cmd.args[1].as_ref(), text.as_bytes())],
+        false,
+    )?;
     Ok(Reply::bulk(text))
 }
 
@@ -146,7 +187,11 @@ pub fn collection_scan<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, kind: Kind
             options.count.saturating_add(1),
             Direction::Forward,
         )?;
-        let next = if rows.len() > options.count { rows.pop().map(|(m, _)| m) } else { None };
+        let next = if rows.len() > options.count {
+            rows.pop().map(|(m, _)| m)
+        } else {
+            None
+        };
         (rows, next)
     };
     let next_cursor = match next {
@@ -155,7 +200,11 @@ pub fn collection_scan<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, kind: Kind
     };
     let mut items = Vec::new();
     for (member, value) in rows {
-        if options.pattern.as_ref().is_some_and(|p| !glob_match(p, &member)) {
+        if options
+            .pattern
+            .as_ref()
+            .is_some_and(|p| !glob_match(p, &member))
+        {
             continue;
         }
         items.push(Reply::bulk(&member));
@@ -168,5 +217,8 @@ pub fn collection_scan<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, kind: Kind
             _ => {}
         }
     }
-    Ok(Reply::Array(vec![Reply::bulk(next_cursor.to_string()), Reply::Array(items)]))
+    Ok(Reply::Array(vec![
+        Reply::bulk(next_cursor.to_string()),
+        Reply::Array(items),
+    ]))
 }

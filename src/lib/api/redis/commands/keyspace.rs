@@ -4,12 +4,14 @@
 use super::ctx::{CmdResult, Ctx};
 use super::cursors::CursorKind;
 use super::strings::{ExpireUnit, deadline_ms, remaining_ms, to_expire_at};
-use crate::api::redis::args::{self, Command, ERR_NO_SUCH_KEY, ERR_SYNTAX, error, is_word, parse_cursor};
+use crate::api::redis::args::{
+    self, Command, ERR_NO_SUCH_KEY, ERR_SYNTAX, error, is_word, parse_cursor,
+};
 use crate::api::redis::glob::glob_match;
 use crate::api::redis::reply::Reply;
 use crate::clock::physical_ms;
-use crate::model::redis::layout::{key_end, meta_key};
 use crate::model::redis::Body;
+use crate::model::redis::layout::{key_end, meta_key};
 use crate::storage::Direction;
 use crate::txn::KvBackend;
 
@@ -34,7 +36,11 @@ pub fn exists<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn type_of<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::simple(ctx.db.meta(&cmd.args[0])?.map_or("none", |m| m.body.kind().name())))
+    Ok(Reply::simple(
+        ctx.db
+            .meta(&cmd.args[0])?
+            .map_or("none", |m| m.body.kind().name()),
+    ))
 }
 
 pub fn ttl<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, millis: bool) -> CmdResult {
@@ -45,7 +51,11 @@ pub fn ttl<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, millis: bool) -> CmdRe
         return Ok(Reply::Integer(-1));
     }
     let left = remaining_ms(meta.expire_at, ctx.now_ms());
-    Ok(Reply::Integer(if millis { left } else { (left + 500) / 1000 }))
+    Ok(Reply::Integer(if millis {
+        left
+    } else {
+        (left + 500) / 1000
+    }))
 }
 
 pub fn expiretime<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, millis: bool) -> CmdResult {
@@ -77,11 +87,17 @@ pub fn expire<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         } else if is_word(option, "LT") {
             lt = true;
         } else {
-            return Err(Reply::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(option))).into());
+            return Err(Reply::error(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(option)
+            ))
+            .into());
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(error("ERR NX and XX, GT or LT options at the same time are not compatible").into());
+        return Err(
+            error("ERR NX and XX, GT or LT options at the same time are not compatible").into(),
+        );
     }
     if gt && lt {
         return Err(error("ERR GT and LT options at the same time are not compatible").into());
@@ -127,13 +143,19 @@ pub fn persist<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 /// Copies every row of `src` under `dst` (which must already be cleared).
-fn copy_rows<B: KvBackend>(ctx: &mut Ctx<B>, src: &[u8], dst: &[u8]) -> Result<(), super::ctx::CmdError> {
+fn copy_rows<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    src: &[u8],
+    dst: &[u8],
+) -> Result<(), super::ctx::CmdError> {
     let src_prefix = meta_key(src);
     let dst_prefix = meta_key(dst);
-    let rows = ctx
-        .db
-        .txn()
-        .scan(&src_prefix, Some(&key_end(src)), usize::MAX, Direction::Forward)?;
+    let rows = ctx.db.txn().scan(
+        &src_prefix,
+        Some(&key_end(src)),
+        usize::MAX,
+        Direction::Forward,
+    )?;
     for (row_key, row) in rows {
         let mut target = dst_prefix.clone();
         target.extend_from_slice(&row_key[src_prefix.len()..]);
@@ -148,7 +170,11 @@ pub fn rename<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, only_if_new: bool) 
         return Err(error(ERR_NO_SUCH_KEY).into());
     }
     if src == dst {
-        return Ok(if only_if_new { Reply::Integer(0) } else { Reply::ok() });
+        return Ok(if only_if_new {
+            Reply::Integer(0)
+        } else {
+            Reply::ok()
+        });
     }
     if only_if_new && ctx.db.meta(dst)?.is_some() {
         return Ok(Reply::Integer(0));
@@ -156,7 +182,11 @@ pub fn rename<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, only_if_new: bool) 
     ctx.db.drop_rows(dst);
     copy_rows(ctx, src, dst)?;
     ctx.db.drop_rows(src);
-    Ok(if only_if_new { Reply::Integer(1) } else { Reply::ok() })
+    Ok(if only_if_new {
+        Reply::Integer(1)
+    } else {
+        Reply::ok()
+    })
 }
 
 pub fn copy<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -246,7 +276,9 @@ pub fn parse_scan_options(args: &[bytes::Bytes], allow_type: bool) -> Result<Sca
                 }
                 options.count = count as usize;
             }
-            Some(value) if allow_type && is_word(word, "TYPE") => options.kind = Some(value.to_ascii_lowercase()),
+            Some(value) if allow_type && is_word(word, "TYPE") => {
+                options.kind = Some(value.to_ascii_lowercase())
+            }
             _ if !allow_type && is_word(word, "NOVALUES") => {
                 options.novalues = true;
                 i += 1;
@@ -262,19 +294,40 @@ pub fn parse_scan_options(args: &[bytes::Bytes], allow_type: bool) -> Result<Sca
 pub fn scan<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let cursor = parse_cursor(&cmd.args[0])?;
     let options = parse_scan_options(&cmd.args[1..], true)?;
-    let resume = ctx.exec.cursors.lock().resume(cursor, CursorKind::Keys, b"");
+    let resume = ctx
+        .exec
+        .cursors
+        .lock()
+        .resume(cursor, CursorKind::Keys, b"");
     let (entries, next) = ctx.db.scan_keys(resume.as_deref(), options.count)?;
     let next_cursor = match next {
-        Some(position) => ctx.exec.cursors.lock().store(CursorKind::Keys, b"", position),
+        Some(position) => ctx
+            .exec
+            .cursors
+            .lock()
+            .store(CursorKind::Keys, b"", position),
         None => 0,
     };
     let keys = entries
         .into_iter()
-        .filter(|e| options.pattern.as_ref().is_none_or(|p| glob_match(p, &e.key)))
-        .filter(|e| options.kind.as_ref().is_none_or(|k| k.as_slice() == e.meta.body.kind().name().as_bytes()))
+        .filter(|e| {
+            options
+                .pattern
+                .as_ref()
+                .is_none_or(|p| glob_match(p, &e.key))
+        })
+        .filter(|e| {
+            options
+                .kind
+                .as_ref()
+                .is_none_or(|k| k.as_slice() == e.meta.body.kind().name().as_bytes())
+        })
         .map(|e| Reply::bulk(e.key))
         .collect();
-    Ok(Reply::Array(vec![Reply::bulk(next_cursor.to_string()), Reply::Array(keys)]))
+    Ok(Reply::Array(vec![
+        Reply::bulk(next_cursor.to_string()),
+        Reply::Array(keys),
+    ]))
 }
 
 /// Redis's encoding names, approximated from size (the storage layout is
@@ -340,4 +393,3 @@ pub fn object<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         _ => return Err(error(ERR_SYNTAX).into()),
     })
 }
-

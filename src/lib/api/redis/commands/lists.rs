@@ -3,7 +3,8 @@
 use super::ctx::{CmdError, CmdResult, Ctx};
 use super::strings::clamp_range;
 use crate::api::redis::args::{
-    Command, ERR_INDEX_OUT_OF_RANGE, ERR_MUST_BE_POSITIVE, ERR_NO_SUCH_KEY, ERR_SYNTAX, error, is_word, parse_i64,
+    Command, ERR_INDEX_OUT_OF_RANGE, ERR_MUST_BE_POSITIVE, ERR_NO_SUCH_KEY, ERR_SYNTAX, error,
+    is_word, parse_i64,
 };
 use crate::api::redis::reply::Reply;
 use crate::model::redis::End;
@@ -17,11 +18,20 @@ pub fn push<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         _ => (End::Right, true),
     };
     let items: Vec<&[u8]> = cmd.args[1..].iter().map(|i| i.as_ref()).collect();
-    Ok(Reply::Integer(ctx.db.list_push(&cmd.args[0], &items, end, only_existing)?))
+    Ok(Reply::Integer(ctx.db.list_push(
+        &cmd.args[0],
+        &items,
+        end,
+        only_existing,
+    )?))
 }
 
 pub fn pop<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    let end = if cmd.name() == "LPOP" { End::Left } else { End::Right };
+    let end = if cmd.name() == "LPOP" {
+        End::Left
+    } else {
+        End::Right
+    };
     let key = &cmd.args[0];
     let Some(count_arg) = cmd.args.get(1) else {
         let mut items = ctx.db.list_pop(key, end, 1)?;
@@ -55,7 +65,11 @@ pub fn lrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     };
     Ok(Reply::Array(
-        ctx.db.list_slice(key, &meta, s, e)?.into_iter().map(Reply::bulk).collect(),
+        ctx.db
+            .list_slice(key, &meta, s, e)?
+            .into_iter()
+            .map(Reply::bulk)
+            .collect(),
     ))
 }
 
@@ -74,7 +88,10 @@ pub fn lindex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let Some(index) = normalize_index(index, meta.len()) else {
         return Ok(Reply::NullBulk);
     };
-    Ok(ctx.db.list_get(key, &meta, index)?.map_or(Reply::NullBulk, Reply::bulk))
+    Ok(ctx
+        .db
+        .list_get(key, &meta, index)?
+        .map_or(Reply::NullBulk, Reply::bulk))
 }
 
 pub fn lset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -100,7 +117,11 @@ pub fn lrem<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         return Ok(Reply::Integer(0));
     }
     let mut items = ctx.db.list_all(key, &meta)?;
-    let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count.unsigned_abs() as usize
+    };
     let mut removed = 0usize;
     if count >= 0 {
         items.retain(|item| {
@@ -162,7 +183,10 @@ pub fn linsert<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         return Ok(Reply::Integer(0));
     }
     let mut items = ctx.db.list_all(key, &meta)?;
-    let Some(pos) = items.iter().position(|i| i.as_slice() == cmd.args[2].as_ref()) else {
+    let Some(pos) = items
+        .iter()
+        .position(|i| i.as_slice() == cmd.args[2].as_ref())
+    else {
         return Ok(Reply::Integer(-1));
     };
     items.insert(if before { pos } else { pos + 1 }, cmd.args[3].to_vec());
@@ -202,10 +226,22 @@ pub fn lpos<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         i += 2;
     }
     let meta = ctx.db.list_meta(key)?;
-    let items = if meta.existed { ctx.db.list_all(key, &meta)? } else { Vec::new() };
+    let items = if meta.existed {
+        ctx.db.list_all(key, &meta)?
+    } else {
+        Vec::new()
+    };
     let len = items.len();
-    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..len) } else { Box::new((0..len).rev()) };
-    let limit = if maxlen == 0 { usize::MAX } else { maxlen as usize };
+    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+        Box::new(0..len)
+    } else {
+        Box::new((0..len).rev())
+    };
+    let limit = if maxlen == 0 {
+        usize::MAX
+    } else {
+        maxlen as usize
+    };
     let wanted = match count {
         Some(0) => usize::MAX,
         Some(c) => c as usize,
@@ -242,7 +278,13 @@ fn parse_end(arg: &[u8]) -> Result<End, CmdError> {
 }
 
 /// Moves one element from `src`'s `from` end to `dst`'s `to` end.
-pub fn move_one<B: KvBackend>(ctx: &mut Ctx<B>, src: &[u8], dst: &[u8], from: End, to: End) -> Result<Option<Vec<u8>>, CmdError> {
+pub fn move_one<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+) -> Result<Option<Vec<u8>>, CmdError> {
     let src_meta = ctx.db.list_meta(src)?;
     if !src_meta.existed {
         return Ok(None);
@@ -265,10 +307,17 @@ pub fn lmove<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 /// The first non-empty list among `keys`, popped at `end`.
-pub fn pop_first<B: KvBackend>(ctx: &mut Ctx<B>, keys: &[bytes::Bytes], end: End) -> Result<Option<Reply>, CmdError> {
+pub fn pop_first<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    keys: &[bytes::Bytes],
+    end: End,
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         if let Some(item) = ctx.db.list_pop(key, end, 1)?.pop() {
-            return Ok(Some(Reply::Array(vec![Reply::bulk(key), Reply::bulk(item)])));
+            return Ok(Some(Reply::Array(vec![
+                Reply::bulk(key),
+                Reply::bulk(item),
+            ])));
         }
     }
     Ok(None)

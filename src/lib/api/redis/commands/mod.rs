@@ -18,6 +18,7 @@ mod keyspace;
 mod lists;
 mod server;
 mod sets;
+mod streams;
 mod strings;
 mod zsets;
 
@@ -132,13 +133,23 @@ pub fn txn_error_reply(err: &TxnError) -> Reply {
 
 impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
     async fn execute(&self, client: &ClientInfo, command: Command) -> Reply {
-        if command.spec.has_flag(super::command::flags::BLOCKING) {
-            return blocking::run_blocking(self, client, &command).await;
+        match command.name() {
+            "BLPOP" | "BRPOP" | "BZPOPMIN" => {
+                return blocking::run_blocking(self, client, &command).await;
+            }
+            "XREAD" => return blocking::run_xread(self, client, &command).await,
+            _ => {}
         }
-        self.run_txn(Some(client), |ctx| dispatch::run(ctx, &command)).await
+        self.run_txn(Some(client), |ctx| dispatch::run(ctx, &command))
+            .await
     }
 
-    async fn exec(&self, client: &ClientInfo, watched: Vec<WatchedKey>, queue: Vec<Command>) -> Reply {
+    async fn exec(
+        &self,
+        client: &ClientInfo,
+        watched: Vec<WatchedKey>,
+        queue: Vec<Command>,
+    ) -> Reply {
         self.run_txn(Some(client), |ctx| {
             for watch in &watched {
                 match ctx.db.meta(&watch.key) {

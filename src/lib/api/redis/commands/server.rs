@@ -34,7 +34,10 @@ pub fn config<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         b"GET" => {
             let mut out = Vec::new();
             for (name, value) in CONFIG {
-                if cmd.args[1..].iter().any(|p| glob_match_with_case(p, name.as_bytes(), true)) {
+                if cmd.args[1..]
+                    .iter()
+                    .any(|p| glob_match_with_case(p, name.as_bytes(), true))
+                {
                     out.push((Reply::bulk(name), Reply::bulk(value)));
                 }
             }
@@ -86,8 +89,15 @@ pub fn wait(cmd: &Command) -> CmdResult {
 }
 
 pub fn info<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    let wanted: Vec<String> = cmd.args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let wanted: Vec<String> = cmd
+        .args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
     let want = |name: &str| all || wanted.iter().any(|w| w == name);
     let mut text = String::new();
     if want("server") {
@@ -107,10 +117,14 @@ pub fn info<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         text.push_str("# Memory\r\nused_memory:0\r\nused_memory_human:0B\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n");
     }
     if want("persistence") {
-        text.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n\r\n");
+        text.push_str(
+            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n\r\n",
+        );
     }
     if want("replication") {
-        text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+        text.push_str(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n",
+        );
     }
     if want("keyspace") {
         // Cost: one seek per key (a full keyspace scan).
@@ -118,7 +132,10 @@ pub fn info<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         text.push_str("# Keyspace\r\n");
         if !entries.is_empty() {
             let expires = entries.iter().filter(|e| e.meta.expire_at != 0).count();
-            text.push_str(&format!("db0:keys={},expires={expires},avg_ttl=0\r\n", entries.len()));
+            text.push_str(&format!(
+                "db0:keys={},expires={expires},avg_ttl=0\r\n",
+                entries.len()
+            ));
         }
         text.push_str("\r\n");
     }

@@ -14,19 +14,27 @@ fn members_of(args: &[bytes::Bytes]) -> Vec<&[u8]> {
 }
 
 pub fn sadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(ctx.db.set_add(&cmd.args[0], &members_of(&cmd.args[1..]))? as i64))
+    Ok(Reply::Integer(
+        ctx.db.set_add(&cmd.args[0], &members_of(&cmd.args[1..]))? as i64,
+    ))
 }
 
 pub fn srem<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(ctx.db.set_rem(&cmd.args[0], &members_of(&cmd.args[1..]))? as i64))
+    Ok(Reply::Integer(
+        ctx.db.set_rem(&cmd.args[0], &members_of(&cmd.args[1..]))? as i64,
+    ))
 }
 
 pub fn scard<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(ctx.db.load_counted(&cmd.args[0], Kind::Set)?.count as i64))
+    Ok(Reply::Integer(
+        ctx.db.load_counted(&cmd.args[0], Kind::Set)?.count as i64,
+    ))
 }
 
 pub fn sismember<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(i64::from(ctx.db.set_contains(&cmd.args[0], &cmd.args[1])?)))
+    Ok(Reply::Integer(i64::from(
+        ctx.db.set_contains(&cmd.args[0], &cmd.args[1])?,
+    )))
 }
 
 pub fn smismember<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -41,7 +49,13 @@ pub fn smismember<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn smembers<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Set(ctx.db.set_members(&cmd.args[0])?.into_iter().map(Reply::bulk).collect()))
+    Ok(Reply::Set(
+        ctx.db
+            .set_members(&cmd.args[0])?
+            .into_iter()
+            .map(Reply::bulk)
+            .collect(),
+    ))
 }
 
 /// A small pseudo-random source for SPOP/SRANDMEMBER: which members are
@@ -140,10 +154,19 @@ pub fn smove<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 /// SINTER/SUNION/SDIFF over `keys`, type-checking every key.
-pub fn combine<B: KvBackend>(ctx: &mut Ctx<B>, keys: &[bytes::Bytes], op: &str) -> Result<Vec<Vec<u8>>, super::ctx::CmdError> {
+pub fn combine<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    keys: &[bytes::Bytes],
+    op: &str,
+) -> Result<Vec<Vec<u8>>, super::ctx::CmdError> {
     let mut sets = Vec::with_capacity(keys.len());
     for key in keys {
-        sets.push(ctx.db.set_members(key)?.into_iter().collect::<BTreeSet<_>>());
+        sets.push(
+            ctx.db
+                .set_members(key)?
+                .into_iter()
+                .collect::<BTreeSet<_>>(),
+        );
     }
     let mut iter = sets.into_iter();
     let first = iter.next().unwrap_or_default();

@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use super::ctx::{CmdResult, Ctx};
 use crate::api::redis::args::{
-    self, Command, ERR_NAN_OR_INFINITY, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG,
-    ERR_SYNTAX, error, invalid_expire_time, is_word, parse_i64,
+    self, Command, ERR_NAN_OR_INFINITY, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW,
+    ERR_STRING_TOO_LONG, ERR_SYNTAX, error, invalid_expire_time, is_word, parse_i64,
 };
 use crate::api::redis::reply::Reply;
 use crate::clock::{Timestamp, physical_ms};
@@ -16,7 +16,10 @@ use crate::txn::KvBackend;
 pub const MAX_STRING_LEN: usize = 512 * 1024 * 1024;
 
 /// A string key's value and deadline; WRONGTYPE for other types.
-pub fn read_string<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8]) -> Result<Option<(Vec<u8>, Timestamp)>, ModelError> {
+pub fn read_string<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+) -> Result<Option<(Vec<u8>, Timestamp)>, ModelError> {
     match ctx.db.meta(key)? {
         None => Ok(None),
         Some(meta) => match meta.body {
@@ -27,13 +30,24 @@ pub fn read_string<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8]) -> Result<Option<
 }
 
 /// Replaces `key` (of any type) with a string.
-pub fn write_string<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], value: Vec<u8>, expire_at: Timestamp) {
+pub fn write_string<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+    value: Vec<u8>,
+    expire_at: Timestamp,
+) {
     ctx.db.create(key, &Body::String(value), expire_at);
 }
 
 /// Updates a string in place when it existed (keeping its TTL), or
 /// creates it (clearing any stale rows of an expired incarnation).
-pub fn store_string<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], value: Vec<u8>, expire_at: Timestamp, existed: bool) {
+pub fn store_string<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+    value: Vec<u8>,
+    expire_at: Timestamp,
+    existed: bool,
+) {
     if existed {
         ctx.db.put_meta(key, &Body::String(value), expire_at);
     } else {
@@ -52,18 +66,28 @@ pub enum ExpireUnit {
 
 /// Turns an expiry argument into an absolute Unix-ms deadline, with
 /// Redis's checks (positive, no overflow) when `must_be_positive`.
-pub fn deadline_ms(arg: &[u8], unit: ExpireUnit, now_ms: u64, command: &str, must_be_positive: bool) -> Result<i64, Reply> {
+pub fn deadline_ms(
+    arg: &[u8],
+    unit: ExpireUnit,
+    now_ms: u64,
+    command: &str,
+    must_be_positive: bool,
+) -> Result<i64, Reply> {
     let value = parse_i64(arg)?;
     if must_be_positive && value <= 0 {
         return Err(invalid_expire_time(command));
     }
     let invalid = || invalid_expire_time(command);
     let ms = match unit {
-        ExpireUnit::Seconds | ExpireUnit::UnixSeconds => value.checked_mul(1000).ok_or_else(invalid)?,
+        ExpireUnit::Seconds | ExpireUnit::UnixSeconds => {
+            value.checked_mul(1000).ok_or_else(invalid)?
+        }
         ExpireUnit::Millis | ExpireUnit::UnixMillis => value,
     };
     match unit {
-        ExpireUnit::Seconds | ExpireUnit::Millis => ms.checked_add(now_ms as i64).ok_or_else(invalid),
+        ExpireUnit::Seconds | ExpireUnit::Millis => {
+            ms.checked_add(now_ms as i64).ok_or_else(invalid)
+        }
         _ => Ok(ms),
     }
 }
@@ -164,7 +188,12 @@ pub fn setnx<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     Ok(Reply::Integer(1))
 }
 
-pub fn setex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, unit: ExpireUnit, name: &str) -> CmdResult {
+pub fn setex<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    cmd: &Command,
+    unit: ExpireUnit,
+    name: &str,
+) -> CmdResult {
     let ms = deadline_ms(&cmd.args[1], unit, ctx.now_ms(), name, true)?;
     write_string(ctx, &cmd.args[0], cmd.args[2].to_vec(), to_expire_at(ms));
     Ok(Reply::ok())
@@ -192,7 +221,9 @@ pub fn getex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         let arg = &cmd.args[i];
         if is_word(arg, "PERSIST") && change.is_none() {
             change = Some(None);
-        } else if let (Some(unit), Some(next), None) = (expire_word(arg), cmd.args.get(i + 1), change) {
+        } else if let (Some(unit), Some(next), None) =
+            (expire_word(arg), cmd.args.get(i + 1), change)
+        {
             change = Some(Some(deadline_ms(next, unit, ctx.now_ms(), "getex", true)?));
             i += 1;
         } else {
@@ -205,7 +236,9 @@ pub fn getex<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     };
     match change {
         Some(Some(ms)) if ms <= ctx.now_ms() as i64 => ctx.db.drop_rows(key),
-        Some(Some(ms)) => ctx.db.put_meta(key, &Body::String(value.clone()), to_expire_at(ms)),
+        Some(Some(ms)) => ctx
+            .db
+            .put_meta(key, &Body::String(value.clone()), to_expire_at(ms)),
         Some(None) if expire_at != 0 => ctx.db.put_meta(key, &Body::String(value.clone()), 0),
         _ => {}
     }
@@ -229,7 +262,10 @@ pub fn mget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 pub fn mset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, only_if_none: bool) -> CmdResult {
     if cmd.args.len() % 2 != 0 {
         let name = cmd.name().to_ascii_lowercase();
-        return Err(Reply::error(format!("ERR wrong number of arguments for '{name}' command")).into());
+        return Err(Reply::error(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ))
+        .into());
     }
     if only_if_none {
         for pair in cmd.args.chunks(2) {
@@ -241,7 +277,11 @@ pub fn mset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, only_if_none: bool) -
     for pair in cmd.args.chunks(2) {
         write_string(ctx, &pair[0], pair[1].to_vec(), 0);
     }
-    Ok(if only_if_none { Reply::Integer(1) } else { Reply::ok() })
+    Ok(if only_if_none {
+        Reply::Integer(1)
+    } else {
+        Reply::ok()
+    })
 }
 
 pub fn incr_by<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], delta: i64) -> CmdResult {
@@ -257,7 +297,9 @@ pub fn incr_by<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], delta: i64) -> CmdRes
         }
         None => (0, 0),
     };
-    let next = current.checked_add(delta).ok_or_else(|| error(ERR_OVERFLOW))?;
+    let next = current
+        .checked_add(delta)
+        .ok_or_else(|| error(ERR_OVERFLOW))?;
     store_string(ctx, key, next.to_string().into_bytes(), expire_at, existed);
     Ok(Reply::Integer(next))
 }
@@ -270,7 +312,8 @@ pub fn incr_family<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         "INCRBY" => parse_i64(&cmd.args[1])?,
         _ => {
             let d = parse_i64(&cmd.args[1])?;
-            d.checked_neg().ok_or_else(|| error("ERR decrement would overflow"))?
+            d.checked_neg()
+                .ok_or_else(|| error("ERR decrement would overflow"))?
         }
     };
     incr_by(ctx, key, delta)
@@ -295,7 +338,10 @@ pub fn incrbyfloat<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let existing = read_string(ctx, key)?;
     let existed = existing.is_some();
     let (current, expire_at) = match existing {
-        Some((value, expire_at)) => (args::parse_double(&value).ok_or_else(|| error(ERR_NOT_FLOAT))?, expire_at),
+        Some((value, expire_at)) => (
+            args::parse_double(&value).ok_or_else(|| error(ERR_NOT_FLOAT))?,
+            expire_at,
+        ),
         None => (0.0, 0),
     };
     let delta = args::parse_double(&cmd.args[1]).ok_or_else(|| error(ERR_NOT_FLOAT))?;
@@ -323,7 +369,9 @@ pub fn append<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn strlen<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(read_string(ctx, &cmd.args[0])?.map_or(0, |(v, _)| v.len() as i64)))
+    Ok(Reply::Integer(
+        read_string(ctx, &cmd.args[0])?.map_or(0, |(v, _)| v.len() as i64),
+    ))
 }
 
 /// Redis's clamp of a `[start, end]` pair with negative indexes over

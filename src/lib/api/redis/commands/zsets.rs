@@ -4,8 +4,8 @@
 use super::ctx::{CmdError, CmdResult, Ctx};
 use super::strings::clamp_range;
 use crate::api::redis::args::{
-    self, Command, ERR_MIN_MAX_NOT_FLOAT, ERR_MIN_MAX_NOT_LEX, ERR_MUST_BE_POSITIVE, ERR_NOT_FLOAT, ERR_SCORE_NAN,
-    ERR_SYNTAX, error, is_word, parse_i64,
+    self, Command, ERR_MIN_MAX_NOT_FLOAT, ERR_MIN_MAX_NOT_LEX, ERR_MUST_BE_POSITIVE, ERR_NOT_FLOAT,
+    ERR_SCORE_NAN, ERR_SYNTAX, error, is_word, parse_i64,
 };
 use crate::api::redis::reply::{Protocol, Reply};
 use crate::model::redis::Kind;
@@ -85,7 +85,10 @@ pub struct RangeSpec {
     pub limit: Option<usize>,
 }
 
-fn score_window<B: KvBackend>(min: ScoreBound, max: ScoreBound) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+fn score_window<B: KvBackend>(
+    min: ScoreBound,
+    max: ScoreBound,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let from = if min.exclusive {
         Db::<B>::zindex_bound_after(min.value)
     } else {
@@ -100,8 +103,17 @@ fn score_window<B: KvBackend>(min: ScoreBound, max: ScoreBound) -> (Option<Vec<u
 }
 
 /// Runs a range over an existing zset; (member, score) in reply order.
-pub fn select<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], count: u64, spec: &RangeSpec) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-    let direction = if spec.rev { Direction::Reverse } else { Direction::Forward };
+pub fn select<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+    count: u64,
+    spec: &RangeSpec,
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    let direction = if spec.rev {
+        Direction::Reverse
+    } else {
+        Direction::Forward
+    };
     let limit = spec.limit.unwrap_or(usize::MAX);
     Ok(match &spec.selector {
         Selector::Rank(start, stop) => {
@@ -112,22 +124,31 @@ pub fn select<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], count: u64, spec: &Ran
                 .zset_index_scan(key, None, None, s as usize, (e - s + 1) as usize, direction)?
         }
         Selector::Score(min, max) => {
-            if min.value > max.value || (min.value == max.value && (min.exclusive || max.exclusive)) {
+            if min.value > max.value || (min.value == max.value && (min.exclusive || max.exclusive))
+            {
                 return Ok(Vec::new());
             }
             let (from, to) = score_window::<B>(*min, *max);
             let Some(from) = from else {
                 return Ok(Vec::new());
             };
-            ctx.db
-                .zset_index_scan(key, Some(&from), to.as_deref(), spec.offset, limit, direction)?
+            ctx.db.zset_index_scan(
+                key,
+                Some(&from),
+                to.as_deref(),
+                spec.offset,
+                limit,
+                direction,
+            )?
         }
         Selector::Lex(min, max) => {
             // As Redis walks its ordered (score, member) list: the range must
             // overlap the ends, then the run starts at the first member past
             // `min` and stops at the first one beyond `max` (identical to a
             // filter when all scores are equal, the case Redis specifies).
-            let all = ctx.db.zset_index_scan(key, None, None, 0, usize::MAX, Direction::Forward)?;
+            let all = ctx
+                .db
+                .zset_index_scan(key, None, None, 0, usize::MAX, Direction::Forward)?;
             let (Some(first), Some(last)) = (all.first(), all.last()) else {
                 return Ok(Vec::new());
             };
@@ -174,7 +195,8 @@ pub fn pairs_reply(protocol: Protocol, items: Vec<(Vec<u8>, f64)>, with_scores: 
 
 pub fn zadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let key = &cmd.args[0];
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut i = 1;
     while i < cmd.args.len() {
         let a = &cmd.args[i];
@@ -203,7 +225,9 @@ pub fn zadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         return Err(error("ERR XX and NX options at the same time are not compatible").into());
     }
     if (gt && nx) || (lt && nx) || (gt && lt) {
-        return Err(error("ERR GT, LT, and/or NX options at the same time are not compatible").into());
+        return Err(
+            error("ERR GT, LT, and/or NX options at the same time are not compatible").into(),
+        );
     }
     if incr && rest.len() > 2 {
         return Err(error("ERR INCR option supports a single increment-element pair").into());
@@ -215,7 +239,11 @@ pub fn zadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     }
     let mut loaded = ctx.db.load_counted(key, Kind::ZSet)?;
     if !loaded.existed && xx {
-        return Ok(if incr { Reply::NullBulk } else { Reply::Integer(0) });
+        return Ok(if incr {
+            Reply::NullBulk
+        } else {
+            Reply::Integer(0)
+        });
     }
     if !loaded.existed {
         ctx.db.drop_rows(key);
@@ -279,7 +307,12 @@ pub fn zincrby<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     Ok(Reply::Double(new))
 }
 
-fn remove_members<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], loaded: &mut Loaded, members: &[(Vec<u8>, f64)]) {
+fn remove_members<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+    loaded: &mut Loaded,
+    members: &[(Vec<u8>, f64)],
+) {
     for (member, score) in members {
         ctx.db.zset_delete_raw(key, member, *score);
         loaded.count -= 1;
@@ -297,7 +330,10 @@ pub fn zrem<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     }
     let mut doomed = Vec::new();
     for member in &cmd.args[1..] {
-        if doomed.iter().any(|(m, _): &(Vec<u8>, f64)| m.as_slice() == member.as_ref()) {
+        if doomed
+            .iter()
+            .any(|(m, _): &(Vec<u8>, f64)| m.as_slice() == member.as_ref())
+        {
             continue;
         }
         if let Some(score) = ctx.db.zset_score_raw(key, member)? {
@@ -309,11 +345,16 @@ pub fn zrem<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn zcard<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(Reply::Integer(ctx.db.load_counted(&cmd.args[0], Kind::ZSet)?.count as i64))
+    Ok(Reply::Integer(
+        ctx.db.load_counted(&cmd.args[0], Kind::ZSet)?.count as i64,
+    ))
 }
 
 pub fn zscore<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
-    Ok(ctx.db.zset_score(&cmd.args[0], &cmd.args[1])?.map_or(Reply::NullBulk, Reply::Double))
+    Ok(ctx
+        .db
+        .zset_score(&cmd.args[0], &cmd.args[1])?
+        .map_or(Reply::NullBulk, Reply::Double))
 }
 
 pub fn zmscore<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -321,7 +362,11 @@ pub fn zmscore<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let exists = ctx.db.meta_of(key, Kind::ZSet)?.is_some();
     let mut out = Vec::new();
     for member in &cmd.args[1..] {
-        let score = if exists { ctx.db.zset_score_raw(key, member)? } else { None };
+        let score = if exists {
+            ctx.db.zset_score_raw(key, member)?
+        } else {
+            None
+        };
         out.push(score.map_or(Reply::NullBulk, Reply::Double));
     }
     Ok(Reply::Array(out))
@@ -341,7 +386,9 @@ pub fn zcount<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         offset: 0,
         limit: None,
     };
-    Ok(Reply::Integer(select(ctx, key, loaded.count, &spec)?.len() as i64))
+    Ok(Reply::Integer(
+        select(ctx, key, loaded.count, &spec)?.len() as i64
+    ))
 }
 
 pub fn zrank<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
@@ -352,7 +399,11 @@ pub fn zrank<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         None => false,
     };
     let loaded = ctx.db.load_counted(key, Kind::ZSet)?;
-    let missing = if with_score { Reply::NullArray } else { Reply::NullBulk };
+    let missing = if with_score {
+        Reply::NullArray
+    } else {
+        Reply::NullBulk
+    };
     if !loaded.existed {
         return Ok(missing);
     }
@@ -421,14 +472,23 @@ pub fn zrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         return Err(error(ERR_SYNTAX).into());
     }
     if has_limit && !by_score && !by_lex {
-        return Err(error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX").into());
+        return Err(error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        )
+        .into());
     }
     if with_scores && by_lex {
-        return Err(error("ERR syntax error, WITHSCORES not supported in combination with BYLEX").into());
+        return Err(
+            error("ERR syntax error, WITHSCORES not supported in combination with BYLEX").into(),
+        );
     }
     // With REV (and the ZREV* forms) the first bound is the maximum.
     let swap = rev && (by_score || by_lex);
-    let (lo, hi) = if swap { (&cmd.args[2], &cmd.args[1]) } else { (&cmd.args[1], &cmd.args[2]) };
+    let (lo, hi) = if swap {
+        (&cmd.args[2], &cmd.args[1])
+    } else {
+        (&cmd.args[1], &cmd.args[2])
+    };
     let selector = if by_score {
         Selector::Score(parse_score_bound(lo)?, parse_score_bound(hi)?)
     } else if by_lex {
@@ -451,13 +511,24 @@ pub fn zrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 /// Pops up to `count` members from the low (or high) end.
-pub fn pop_members<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8], count: usize, max: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+pub fn pop_members<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    key: &[u8],
+    count: usize,
+    max: bool,
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
     let mut loaded = ctx.db.load_counted(key, Kind::ZSet)?;
     if !loaded.existed || count == 0 {
         return Ok(Vec::new());
     }
-    let direction = if max { Direction::Reverse } else { Direction::Forward };
-    let items = ctx.db.zset_index_scan(key, None, None, 0, count, direction)?;
+    let direction = if max {
+        Direction::Reverse
+    } else {
+        Direction::Forward
+    };
+    let items = ctx
+        .db
+        .zset_index_scan(key, None, None, 0, count, direction)?;
     remove_members(ctx, key, &mut loaded, &items);
     Ok(items)
 }
@@ -493,7 +564,10 @@ pub fn zremrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let selector = if cmd.name() == "ZREMRANGEBYRANK" {
         Selector::Rank(parse_i64(&cmd.args[1])?, parse_i64(&cmd.args[2])?)
     } else {
-        Selector::Score(parse_score_bound(&cmd.args[1])?, parse_score_bound(&cmd.args[2])?)
+        Selector::Score(
+            parse_score_bound(&cmd.args[1])?,
+            parse_score_bound(&cmd.args[2])?,
+        )
     };
     let mut loaded = ctx.db.load_counted(key, Kind::ZSet)?;
     if !loaded.existed {
@@ -511,13 +585,20 @@ pub fn zremrange<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 /// BZPOPMIN's non-blocking attempt: the first non-empty key.
-pub fn pop_first_min<B: KvBackend>(ctx: &mut Ctx<B>, keys: &[bytes::Bytes]) -> Result<Option<Reply>, CmdError> {
+pub fn pop_first_min<B: KvBackend>(
+    ctx: &mut Ctx<B>,
+    keys: &[bytes::Bytes],
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         ctx.db.meta_of(key, Kind::ZSet)?;
     }
     for key in keys {
         if let Some((member, score)) = pop_members(ctx, key, 1, false)?.pop() {
-            return Ok(Some(Reply::Array(vec![Reply::bulk(key), Reply::bulk(member), Reply::Double(score)])));
+            return Ok(Some(Reply::Array(vec![
+                Reply::bulk(key),
+                Reply::bulk(member),
+                Reply::Double(score),
+            ])));
         }
     }
     Ok(None)
