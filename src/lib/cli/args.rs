@@ -99,6 +99,13 @@ pub struct ServeArgs {
     /// Prometheus /metrics address; "" disables [default: 127.0.0.1:9090].
     #[arg(long)]
     pub metrics: Option<String>,
+    /// Redis front end address; "" disables [default: 127.0.0.1:6379 for a
+    /// single-node cluster, none otherwise].
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Password for Redis AUTH (required to serve Redis beyond loopback).
+    #[arg(long, env = "ELASTICKV_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
     /// Token required on every node-to-node and admin call (mandatory when
     /// gRPC listens beyond loopback).
     #[arg(long, env = "ELASTICKV_CLUSTER_TOKEN", hide_env_values = true)]

@@ -33,6 +33,12 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(v) = &args.metrics {
         cfg.metrics = v.clone();
     }
+    if let Some(v) = &args.redis {
+        cfg.redis = Some(v.clone());
+    }
+    if let Some(v) = &args.redis_password {
+        cfg.redis_password = Some(v.clone());
+    }
     if let Some(v) = &args.cluster_token {
         cfg.cluster_token = Some(v.clone());
     }
@@ -74,6 +80,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             node.grpc_addr(),
             cfg.data_dir.display()
         );
+        if let Some(addr) = node.redis_addr() {
+            eprintln!("elastickv: Redis on {addr}");
+        }
         if let Some(addr) = node.metrics_addr() {
             eprintln!("elastickv: metrics on http://{addr}/metrics");
         }

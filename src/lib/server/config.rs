@@ -107,6 +107,20 @@ impl ServeConfig {
         Ok(out)
     }
 
+    /// The Redis listen address and whether it was asked for explicitly:
+    /// the single-node default serves Redis on 127.0.0.1:6379; an empty
+    /// address disables it.
+    pub fn redis_listen(&self) -> Option<(String, bool)> {
+        match &self.redis {
+            Some(addr) if addr.is_empty() => None,
+            Some(addr) => Some((addr.clone(), true)),
+            None if self.peers.is_empty() && !self.join => {
+                Some(("127.0.0.1:6379".to_string(), false))
+            }
+            None => None,
+        }
+    }
+
     pub fn advertise_addr(&self) -> String {
         self.advertise.clone().unwrap_or_else(|| self.listen.clone())
     }

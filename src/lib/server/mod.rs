@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod metrics;
 pub mod node;
+pub mod redis;
 pub mod state_machine;
 
 pub use backend::{Peers, ReplicatedBackend};

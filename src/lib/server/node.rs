@@ -18,7 +18,10 @@ use super::admin::{AdminService, GroupTable, PublishSink};
 use super::backend::{Peers, ReplicatedBackend};
 use super::config::{ConfigError, ServeConfig};
 use super::state_machine::GroupStateMachine;
+use super::redis::ClusterBroker;
 use crate::api::grpc::pb;
+use crate::api::redis::commands::RedisExecutor;
+use crate::api::redis::{LocalBroker, RedisConfig};
 use crate::clock::{Hlc, physical_ms};
 use crate::fsm::{Command, FsmError, Group};
 use crate::raft::auth::TokenInterceptor;
@@ -143,8 +146,11 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     grpc_addr: std::net::SocketAddr,
     metrics_addr: Option<std::net::SocketAddr>,
-    publish: Arc<OnceLock<PublishSink>>,
+    redis_addr: Option<std::net::SocketAddr>,
 }
+
+/// Reacts to every applied data entry on this replica.
+type KeyHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 impl Node {
     pub async fn start(cfg: ServeConfig) -> Result<Node, NodeError> {
@@ -190,9 +196,16 @@ impl Node {
         let hlc = Arc::new(Hlc::default());
         let group = Arc::new(Group::from_store(DEFAULT_GROUP, store.clone(), hlc.clone())?);
         let applied = Arc::new(Notify::new());
+        let key_hook: Arc<OnceLock<KeyHook>> = Arc::new(OnceLock::new());
         let observer = {
             let applied = applied.clone();
-            Arc::new(move |_payload: &[u8]| applied.notify_waiters())
+            let key_hook = key_hook.clone();
+            Arc::new(move |payload: &[u8]| {
+                applied.notify_waiters();
+                if let Some(hook) = key_hook.get() {
+                    hook(payload);
+                }
+            })
         };
         let sm = GroupStateMachine::new(group.clone(), cluster_id.clone(), group_dir.join("checkpoints"))
             .with_observer(observer);
@@ -281,6 +294,51 @@ impl Node {
             hlc,
             stop_rx.clone(),
         ))];
+        let redis_addr = match cfg.redis_listen() {
+            None => None,
+            Some((addr, explicit)) => {
+                let executor = Arc::new(RedisExecutor::new(backend.clone()));
+                let local = Arc::new(LocalBroker::new());
+                let broker = Arc::new(ClusterBroker::new(local.clone(), backend.clone(), cfg.node_id));
+                let _ = publish.set(Arc::new(move |channel: &[u8], message: &[u8]| {
+                    local.publish_local(
+                        &bytes::Bytes::copy_from_slice(channel),
+                        &bytes::Bytes::copy_from_slice(message),
+                    ) as u64
+                }));
+                {
+                    let executor = executor.clone();
+                    let _ = key_hook.set(Arc::new(move |payload: &[u8]| {
+                        for key in super::redis::written_redis_keys(payload) {
+                            executor.notify_key_written(&key);
+                        }
+                    }));
+                }
+                let config = RedisConfig {
+                    password: cfg.redis_password.clone(),
+                    allow_non_loopback: cfg.redis_allow_unauthenticated_remote,
+                    registry: Some(registry.clone()),
+                    ..RedisConfig::default()
+                };
+                match super::redis::start(&addr, config, executor, broker, stop_rx.clone()).await {
+                    Ok((bound, redis_tasks)) => {
+                        tasks.extend(redis_tasks);
+                        Some(bound)
+                    }
+                    Err(source) if explicit => {
+                        return Err(NodeError::Bind {
+                            what: "Redis",
+                            addr,
+                            source,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("Redis front end not started: cannot bind default {addr}: {e}");
+                        None
+                    }
+                }
+            }
+        };
         let metrics_addr = if cfg.metrics.is_empty() {
             None
         } else {
@@ -307,7 +365,7 @@ impl Node {
             tasks,
             grpc_addr,
             metrics_addr,
-            publish,
+            redis_addr,
         })
     }
 
@@ -323,9 +381,8 @@ impl Node {
         &self.backend
     }
 
-    /// Where the admin service delivers pub/sub messages from other nodes.
-    pub fn set_publish_sink(&self, sink: PublishSink) {
-        let _ = self.publish.set(sink);
+    pub fn redis_addr(&self) -> Option<std::net::SocketAddr> {
+        self.redis_addr
     }
 
     /// A stop signal other services of this node can follow.
