@@ -18,6 +18,7 @@ struct TestNode {
     addr: String,
     node: RaftNode,
     group: GroupHandle,
+    registry: prometheus::Registry,
 }
 
 fn cfg_for(id: u64, dir: &Path) -> elastickv::raft::GroupConfig {
@@ -46,6 +47,7 @@ async fn start(
     bootstrap: Bootstrap,
     token: Option<String>,
 ) -> TestNode {
+    let registry = prometheus::Registry::new();
     let node = RaftNode::start(
         NodeConfig {
             node_id: id,
@@ -53,7 +55,7 @@ async fn start(
             token,
         },
         listener,
-        &prometheus::Registry::new(),
+        &registry,
     )
     .await
     .unwrap();
@@ -63,7 +65,13 @@ async fn start(
     let group = node
         .start_group(cfg_for(id, dir), db, Box::new(sm), bootstrap)
         .unwrap();
-    TestNode { id, addr, node, group }
+    TestNode {
+        id,
+        addr,
+        node,
+        group,
+        registry,
+    }
 }
 
 async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -249,5 +257,15 @@ async fn transport_refuses_calls_without_the_cluster_token() {
     // The single-voter group elects itself and serves writes and reads.
     let idx = write(&node.group, "set solo 1").await;
     assert!(node.group.read_fence().await.unwrap() >= idx);
+    // Per-group metrics are exported.
+    let families = node.registry.gather();
+    let applied = families
+        .iter()
+        .find(|f| f.name() == "elastickv_raft_group_applied_index")
+        .expect("applied index metric");
+    let value = applied.get_metric()[0].get_gauge().get_value();
+    assert!(value >= 1.0, "applied index gauge {value}");
+    assert!(families.iter().any(|f| f.name() == "elastickv_raft_group_starts_total"));
+    assert!(node.group.leadership().borrow().is_leader);
     node.node.shutdown().await;
 }
