@@ -139,7 +139,17 @@ async fn cluster_forwarding_failover_learner_snapshot_and_removal() {
         let id = i as u64 + 1;
         let dir = tmp.path().join(format!("n{id}"));
         nodes.push(
-            start(id, listener, addr, &dir, Bootstrap::NewCluster { voters: voters.clone() }, None).await,
+            start(
+                id,
+                listener,
+                addr,
+                &dir,
+                Bootstrap::NewCluster {
+                    voters: voters.clone(),
+                },
+                None,
+            )
+            .await,
         );
     }
     let refs: Vec<&TestNode> = nodes.iter().collect();
@@ -178,7 +188,12 @@ async fn cluster_forwarding_failover_learner_snapshot_and_removal() {
             .map(|n| n.id)
     })
     .await;
-    let lh = nodes.iter().find(|n| n.id == new_leader).unwrap().group.clone();
+    let lh = nodes
+        .iter()
+        .find(|n| n.id == new_leader)
+        .unwrap()
+        .group
+        .clone();
     for i in 30..40 {
         write(&lh, &format!("set k{i} {i}")).await;
     }
@@ -189,11 +204,21 @@ async fn cluster_forwarding_failover_learner_snapshot_and_removal() {
     let n4 = start(4, l4, a4.clone(), &dir4, Bootstrap::Join, None).await;
     retry("add learner", async || lh.add_learner(4, a4.clone()).await).await;
     let target = lh.status().commit_index;
-    wait_for("learner catch-up", || (n4.group.status().applied_index >= target).then_some(())).await;
+    wait_for("learner catch-up", || {
+        (n4.group.status().applied_index >= target).then_some(())
+    })
+    .await;
     let st4 = n4.group.status();
-    assert!(st4.snapshot_index > 0, "learner was not caught up by a snapshot: {st4:?}");
+    assert!(
+        st4.snapshot_index > 0,
+        "learner was not caught up by a snapshot: {st4:?}"
+    );
     let spool = elastickv::raft::snapfile::spool_dir(&dir4.join("group"));
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "spool not cleaned up");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "spool not cleaned up"
+    );
     let err = lh.promote(4, target + 1_000_000).await.unwrap_err();
     assert!(matches!(err, RaftError::NotCaughtUp { .. }), "{err:?}");
     retry("promote", async || lh.promote(4, target).await).await;
@@ -210,7 +235,10 @@ async fn cluster_forwarding_failover_learner_snapshot_and_removal() {
     retry("remove", async || lh.remove(leader).await).await;
     let idx = write(&lh, "set after-remove 1").await;
     assert!(!lh.status().peers.iter().any(|p| p.id == leader));
-    wait_for("new voter applies", || (n4.group.status().applied_index >= idx).then_some(())).await;
+    wait_for("new voter applies", || {
+        (n4.group.status().applied_index >= idx).then_some(())
+    })
+    .await;
     let state = TestSm::durable_state(&dir4.join("sm")).unwrap();
     assert_eq!(state.map.get("k39").map(String::as_str), Some("39"));
     assert_eq!(state.map.get("via-follower").map(String::as_str), Some("1"));
@@ -238,19 +266,29 @@ async fn transport_refuses_calls_without_the_cluster_token() {
         listener,
         addr.clone(),
         tmp.path(),
-        Bootstrap::NewCluster { voters: vec![(1, addr.clone())] },
+        Bootstrap::NewCluster {
+            voters: vec![(1, addr.clone())],
+        },
         Some("s3cret".into()),
     )
     .await;
-    let mut client = pb::raft_transport_client::RaftTransportClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    let batch = pb::MessageBatch { from_node: 9, from_addr: String::new(), messages: vec![] };
+    let mut client =
+        pb::raft_transport_client::RaftTransportClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+    let batch = pb::MessageBatch {
+        from_node: 9,
+        from_addr: String::new(),
+        messages: vec![],
+    };
     let err = client.send(batch.clone()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let mut bad = tonic::Request::new(batch.clone());
     elastickv::raft::auth::attach_token(&mut bad, Some("wrong")).unwrap();
-    assert_eq!(client.send(bad).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        client.send(bad).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
     let mut good = tonic::Request::new(batch);
     elastickv::raft::auth::attach_token(&mut good, Some("s3cret")).unwrap();
     client.send(good).await.unwrap();
@@ -265,7 +303,11 @@ async fn transport_refuses_calls_without_the_cluster_token() {
         .expect("applied index metric");
     let value = applied.get_metric()[0].get_gauge().get_value();
     assert!(value >= 1.0, "applied index gauge {value}");
-    assert!(families.iter().any(|f| f.name() == "elastickv_raft_group_starts_total"));
+    assert!(
+        families
+            .iter()
+            .any(|f| f.name() == "elastickv_raft_group_starts_total")
+    );
     assert!(node.group.leadership().borrow().is_leader);
     node.node.shutdown().await;
 }

@@ -68,16 +68,19 @@ impl Fixture {
 
     fn write(&mut self, core: &mut GroupCore, payload: &str) -> u64 {
         self.next += 1;
-        let tag = RequestTag { origin: 1, id: self.next };
+        let tag = RequestTag {
+            origin: 1,
+            id: self.next,
+        };
         let now = Duration::from_secs(1);
         core.propose(now, tag, payload.as_bytes()).unwrap();
         for _ in 0..10 {
             let out = core.process_ready(now).unwrap();
             for ev in out.events {
-                if let Event::Proposal { tag: t, result } = ev {
-                    if t == tag {
-                        return result.unwrap().index;
-                    }
+                if let Event::Proposal { tag: t, result } = ev
+                    && t == tag
+                {
+                    return result.unwrap().index;
                 }
             }
         }
@@ -101,11 +104,18 @@ impl Fixture {
 
 fn assert_keys(state: &raft_support::SmState, n: usize) {
     for i in 0..n {
-        assert_eq!(state.map.get(&format!("k{i}")), Some(&format!("v{i}")), "k{i}");
+        assert_eq!(
+            state.map.get(&format!("k{i}")),
+            Some(&format!("v{i}")),
+            "k{i}"
+        );
     }
     assert_eq!(state.map.len(), n);
     let idx: Vec<u64> = state.log.iter().map(|(i, _)| *i).collect();
-    assert!(idx.windows(2).all(|w| w[0] < w[1]), "an entry was applied twice: {idx:?}");
+    assert!(
+        idx.windows(2).all(|w| w[0] < w[1]),
+        "an entry was applied twice: {idx:?}"
+    );
 }
 
 fn snap_files(dir: &Path) -> Vec<String> {
@@ -138,7 +148,10 @@ fn durable_index_covering_the_snapshot_skips_the_restore() {
     let core = f.restart();
     assert_eq!(
         core.restart_path(),
-        &RestartPath::SkippedRestore { snapshot: snap_index, durable }
+        &RestartPath::SkippedRestore {
+            snapshot: snap_index,
+            durable
+        }
     );
     assert!(core.status(Duration::ZERO).restart_path.contains("skipped"));
     let p = f.probe.lock().unwrap();
@@ -147,7 +160,11 @@ fn durable_index_covering_the_snapshot_skips_the_restore() {
     drop(p);
     // Entries between the snapshot and the durable index were replayed as
     // volatile-only; none of them was applied again.
-    let applied_again: Vec<u64> = f.applies_since(mark).into_iter().filter(|i| *i <= durable).collect();
+    let applied_again: Vec<u64> = f
+        .applies_since(mark)
+        .into_iter()
+        .filter(|i| *i <= durable)
+        .collect();
     assert!(applied_again.is_empty(), "{applied_again:?}");
     let vol = f.probe.lock().unwrap().volatile.clone();
     assert!(vol.iter().all(|i| *i > snap_index && *i <= durable));
@@ -164,9 +181,19 @@ fn raise_failure_aborts_the_snapshot_persist() {
     f.probe.lock().unwrap().fail_raise = true;
     assert!(core.snapshot_now().is_err());
     let st = core.status(Duration::ZERO);
-    assert_eq!(st.snapshot_index, 0, "snapshot recorded despite the failed raise");
-    assert_eq!(core.log_bounds().0, first_before, "log compacted despite the failed raise");
-    assert!(snap_files(&f.dir.join("group")).is_empty(), "orphan snapshot file left");
+    assert_eq!(
+        st.snapshot_index, 0,
+        "snapshot recorded despite the failed raise"
+    );
+    assert_eq!(
+        core.log_bounds().0,
+        first_before,
+        "log compacted despite the failed raise"
+    );
+    assert!(
+        snap_files(&f.dir.join("group")).is_empty(),
+        "orphan snapshot file left"
+    );
     // The group keeps working and a later snapshot succeeds.
     f.probe.lock().unwrap().fail_raise = false;
     f.write_n(&mut core, 10, 12);
@@ -212,11 +239,17 @@ fn unsynced_applies_after_the_snapshot_are_applied_again_from_the_log() {
     let mut core = f.restart();
     assert_eq!(
         core.restart_path(),
-        &RestartPath::SkippedRestore { snapshot: snap_index, durable: snap_index }
+        &RestartPath::SkippedRestore {
+            snapshot: snap_index,
+            durable: snap_index
+        }
     );
     let again = f.applies_since(mark);
     assert!(again.iter().all(|i| *i > snap_index));
-    assert!(again.len() >= 5, "entries after the snapshot were not re-applied: {again:?}");
+    assert!(
+        again.len() >= 5,
+        "entries after the snapshot were not re-applied: {again:?}"
+    );
     // Make the state durable to inspect it.
     core.snapshot_now().unwrap();
     drop(core);
@@ -279,7 +312,11 @@ fn durable_index_behind_the_snapshot_falls_back_to_full_restore() {
     old.applied = 2;
     old.map.clear();
     old.log.clear();
-    std::fs::write(f.sm_dir().join("state.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    std::fs::write(
+        f.sm_dir().join("state.json"),
+        serde_json::to_vec(&old).unwrap(),
+    )
+    .unwrap();
     let core = f.restart();
     assert!(
         matches!(core.restart_path(), RestartPath::FullRestore { snapshot, reason } if *snapshot == snap_index && reason.contains("behind")),
@@ -307,7 +344,10 @@ fn crash_after_record_before_compaction_restarts_cleanly() {
     let core = f.restart();
     assert_eq!(
         core.restart_path(),
-        &RestartPath::SkippedRestore { snapshot: snap_index, durable }
+        &RestartPath::SkippedRestore {
+            snapshot: snap_index,
+            durable
+        }
     );
     drop(core);
     assert_keys(&f.durable(), 12);
@@ -328,7 +368,9 @@ fn orphan_snapshot_file_from_a_crash_before_the_raise_is_ignored_and_purged() {
     std::fs::write(&orphan, b"half-written").unwrap();
     std::fs::write(orphan.with_extension("fsm.tmp"), b"tmp").unwrap();
     let core = f.restart();
-    assert!(matches!(core.restart_path(), RestartPath::SkippedRestore { snapshot, .. } if *snapshot == snap_index));
+    assert!(
+        matches!(core.restart_path(), RestartPath::SkippedRestore { snapshot, .. } if *snapshot == snap_index)
+    );
     assert!(!orphan.exists(), "orphan snapshot not purged");
     assert_eq!(snap_files(&group).len(), 1);
     drop(core);

@@ -379,7 +379,12 @@ fn leadership_transfer_ends_the_lease_at_once() {
     let now = sim.now;
     assert!(sim.nodes.get_mut(&old).unwrap().core().lease_valid(now));
     let target = *sim.live().iter().find(|id| **id != old).unwrap();
-    sim.nodes.get_mut(&old).unwrap().core().transfer_leader(target).unwrap();
+    sim.nodes
+        .get_mut(&old)
+        .unwrap()
+        .core()
+        .transfer_leader(target)
+        .unwrap();
     assert!(
         !sim.nodes.get_mut(&old).unwrap().core().lease_valid(now),
         "lease survived the start of a transfer"

@@ -25,12 +25,15 @@ fn snapshot_message(index: u64, term: u64, body: &[u8]) -> Message {
         crc: crc32c::crc32c(body),
         peers: AddressBook::from_pairs([(2, "127.0.0.1:1".to_string())]),
     };
-    let mut meta = SnapshotMetadata::default();
-    meta.index = index;
-    meta.term = term;
-    let mut cs = ConfState::default();
-    cs.voters = vec![1, 2];
-    meta.set_conf_state(cs);
+    let meta = SnapshotMetadata {
+        index,
+        term,
+        conf_state: protobuf::SingularPtrField::some(ConfState {
+            voters: vec![1, 2],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let mut snap = Snapshot::default();
     snap.set_metadata(meta);
     snap.data = token.encode().into();
@@ -63,7 +66,11 @@ async fn send(client: &mut Client, chunks: Vec<pb::SnapshotChunk>) -> Result<(),
 
 async fn offset(client: &mut Client, index: u64, term: u64) -> u64 {
     client
-        .snapshot_offset(pb::SnapshotProbe { group_id: 1, index, term })
+        .snapshot_offset(pb::SnapshotProbe {
+            group_id: 1,
+            index,
+            term,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -76,7 +83,11 @@ async fn interrupted_snapshot_stream_resumes_and_installs() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let node = RaftNode::start(
-        NodeConfig { node_id: 1, advertise_addr: addr.clone(), token: None },
+        NodeConfig {
+            node_id: 1,
+            advertise_addr: addr.clone(),
+            token: None,
+        },
         listener,
         &prometheus::Registry::new(),
     )
@@ -88,7 +99,12 @@ async fn interrupted_snapshot_stream_resumes_and_installs() {
     let probe = Arc::new(Mutex::new(SmProbe::default()));
     let sm = TestSm::open(&tmp.path().join("sm"), true, probe.clone());
     let group = node
-        .start_group(cfg, open_db(&tmp.path().join("db")), Box::new(sm), Bootstrap::Join)
+        .start_group(
+            cfg,
+            open_db(&tmp.path().join("db")),
+            Box::new(sm),
+            Bootstrap::Join,
+        )
         .unwrap();
     let mut client = Client::connect(format!("http://{addr}")).await.unwrap();
 
@@ -104,18 +120,24 @@ async fn interrupted_snapshot_stream_resumes_and_installs() {
 
     // Too large for the cap: refused before anything is spooled.
     let big = snapshot_message(11, 5, &vec![b'x'; 5000]);
-    let err = send(&mut client, vec![chunk(Some(&big), 0, b"x")]).await.unwrap_err();
+    let err = send(&mut client, vec![chunk(Some(&big), 0, b"x")])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
 
     // First attempt breaks off after half the file.
     assert_eq!(offset(&mut client, 10, 5).await, 0);
-    let err = send(&mut client, vec![chunk(Some(&msg), 0, &body[..half])]).await.unwrap_err();
+    let err = send(&mut client, vec![chunk(Some(&msg), 0, &body[..half])])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::DataLoss, "{err}");
     let spooled = offset(&mut client, 10, 5).await;
     assert_eq!(spooled, half as u64, "spool did not keep the first half");
 
     // A chunk that does not continue the spool is refused.
-    let err = send(&mut client, vec![chunk(Some(&msg), 0, &body[..4])]).await.unwrap_err();
+    let err = send(&mut client, vec![chunk(Some(&msg), 0, &body[..4])])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 
     // Resume from the spooled offset: the file is verified and installed.
@@ -127,7 +149,11 @@ async fn interrupted_snapshot_stream_resumes_and_installs() {
     assert!(!snapfile::spool_path(&group_dir, 10, 5).exists());
     let deadline = Instant::now() + Duration::from_secs(10);
     while group.status().applied_index < 10 {
-        assert!(Instant::now() < deadline, "snapshot not installed: {:?}", group.status());
+        assert!(
+            Instant::now() < deadline,
+            "snapshot not installed: {:?}",
+            group.status()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(probe.lock().unwrap().restores, 1);
@@ -135,13 +161,19 @@ async fn interrupted_snapshot_stream_resumes_and_installs() {
     assert_eq!(state.map.get("b").map(String::as_str), Some("2"));
     let st = group.status();
     assert_eq!(st.snapshot_index, 10);
-    assert!(st.peers.iter().any(|p| p.id == 2 && p.address.as_deref() == Some("127.0.0.1:1")));
+    assert!(
+        st.peers
+            .iter()
+            .any(|p| p.id == 2 && p.address.as_deref() == Some("127.0.0.1:1"))
+    );
 
     // A corrupted stream is detected by the checksum and its spool dropped.
     let msg2 = snapshot_message(12, 5, &body);
     let mut bad = body.clone();
     bad[0] ^= 0xff;
-    let err = send(&mut client, vec![chunk(Some(&msg2), 0, &bad)]).await.unwrap_err();
+    let err = send(&mut client, vec![chunk(Some(&msg2), 0, &bad)])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::DataLoss);
     assert_eq!(offset(&mut client, 12, 5).await, 0);
     assert!(!snapfile::snapshot_path(&group_dir, 12, 5).exists());

@@ -88,12 +88,11 @@ impl Inbound for NodeShared {
     }
 
     fn learn_address(&self, node: u64, addr: &str) {
-        if node != self.node_id {
-            if let Some(t) = self.transport() {
-                if t.address(node).is_none() {
-                    t.set_address(node, addr);
-                }
-            }
+        if node != self.node_id
+            && let Some(t) = self.transport()
+            && t.address(node).is_none()
+        {
+            t.set_address(node, addr);
         }
     }
 
@@ -578,12 +577,11 @@ impl Driver {
         let st = self.core.status(now);
         self.metrics.observe(&st);
         for p in &st.peers {
-            if let Some(addr) = &p.address {
-                if p.id != self.core.node_id()
-                    && self.transport.address(p.id).as_deref() != Some(addr)
-                {
-                    self.transport.set_address(p.id, addr);
-                }
+            if let Some(addr) = &p.address
+                && p.id != self.core.node_id()
+                && self.transport.address(p.id).as_deref() != Some(addr)
+            {
+                self.transport.set_address(p.id, addr);
             }
         }
         *self.status.lock() = st;
