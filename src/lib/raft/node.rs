@@ -553,27 +553,18 @@ impl Driver {
             }
         }
         let now = self.now();
-        match self.core.process_ready(now) {
-            Ok(out) => {
-                let dir = self.core.config().dir.clone();
-                let group = self.core.config().group_id;
-                if !out.messages.is_empty() {
-                    self.transport.send(group, out.messages, |m| {
-                        let meta = m.get_snapshot().get_metadata();
-                        snapfile::snapshot_path(&dir, meta.index, meta.term)
-                    });
-                }
-                for ev in out.events {
-                    self.on_event(ev);
-                }
-            }
+        let out = match self.core.process_ready(now) {
+            Ok(out) => out,
             Err(e) => {
                 tracing::error!(
                     group = self.core.config().group_id,
                     "raft ready failed: {e}"
                 );
+                Default::default()
             }
-        }
+        };
+        // Publish the status before answering callers, so a caller that got
+        // its answer sees at least that progress in `status()`.
         let st = self.core.status(now);
         self.metrics.observe(&st);
         for p in &st.peers {
@@ -585,6 +576,17 @@ impl Driver {
             }
         }
         *self.status.lock() = st;
+        let dir = self.core.config().dir.clone();
+        let group = self.core.config().group_id;
+        if !out.messages.is_empty() {
+            self.transport.send(group, out.messages, |m| {
+                let meta = m.get_snapshot().get_metadata();
+                snapfile::snapshot_path(&dir, meta.index, meta.term)
+            });
+        }
+        for ev in out.events {
+            self.on_event(ev);
+        }
     }
 
     fn on_event(&mut self, ev: Event) {
