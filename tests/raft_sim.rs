@@ -369,3 +369,28 @@ fn apply_halt_stops_the_group_loudly() {
         ));
     }
 }
+
+#[test]
+fn leadership_transfer_ends_the_lease_at_once() {
+    let mut sim = Sim::new(17, &[1, 2, 3], |_| {});
+    sim.must_write("set k 1");
+    let old = sim.wait_leader();
+    assert!(matches!(sim.read_at(old, 100), Some(Ok(_))));
+    let now = sim.now;
+    assert!(sim.nodes.get_mut(&old).unwrap().core().lease_valid(now));
+    let target = *sim.live().iter().find(|id| **id != old).unwrap();
+    sim.nodes
+        .get_mut(&old)
+        .unwrap()
+        .core()
+        .transfer_leader(target)
+        .unwrap();
+    assert!(
+        !sim.nodes.get_mut(&old).unwrap().core().lease_valid(now),
+        "lease survived the start of a transfer"
+    );
+    assert!(sim.run_until(500, |s| s.leader() == Some(target)));
+    let idx = sim.must_write("set k 2");
+    let r = sim.read_at(target, 200);
+    assert!(matches!(r, Some(Ok(i)) if i >= idx), "{r:?}");
+}

@@ -540,10 +540,10 @@ impl Sim {
                 &mut result,
             )
         });
-        if result.is_none() {
-            if let Some(core) = self.nodes.get_mut(&node).unwrap().core.as_mut() {
-                core.forget(tag);
-            }
+        if result.is_none()
+            && let Some(core) = self.nodes.get_mut(&node).unwrap().core.as_mut()
+        {
+            core.forget(tag);
         }
         result
     }

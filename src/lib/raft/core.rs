@@ -173,8 +173,10 @@ impl GroupCore {
                 if voters.is_empty() {
                     return Err(RaftError::Invalid("a new cluster needs voters".into()));
                 }
-                let mut cs = ConfState::default();
-                cs.voters = voters.iter().map(|(id, _)| *id).collect();
+                let cs = ConfState {
+                    voters: voters.iter().map(|(id, _)| *id).collect(),
+                    ..Default::default()
+                };
                 peers = AddressBook::from_pairs(voters.iter().cloned());
                 store.save_peers(&peers)?;
                 store.bootstrap(cs)?;
@@ -658,10 +660,12 @@ impl GroupCore {
             peers,
         };
         let mut snap = Snapshot::default();
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(conf_state);
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: protobuf::SingularPtrField::some(conf_state),
+            ..Default::default()
+        };
         snap.set_metadata(meta);
         snap.data = token.encode().into();
         let previous = self.snapshot_index;
@@ -783,10 +787,11 @@ impl GroupCore {
             .map(|(i, _)| *i)
             .collect();
         for index in confirmed {
-            if let Some((t, start, generation)) = self.lease_rounds.remove(&index) {
-                if leader && t == term {
-                    self.lease.extend(start, generation);
-                }
+            if let Some((t, start, generation)) = self.lease_rounds.remove(&index)
+                && leader
+                && t == term
+            {
+                self.lease.extend(start, generation);
             }
         }
     }
@@ -800,10 +805,10 @@ impl GroupCore {
                     continue;
                 }
             };
-            if let Some((start, generation)) = self.read_rounds.remove(&tag) {
-                if self.is_leader() {
-                    self.lease.extend(start, generation);
-                }
+            if let Some((start, generation)) = self.read_rounds.remove(&tag)
+                && self.is_leader()
+            {
+                self.lease.extend(start, generation);
             }
             self.forwarded_reads.remove(&tag);
             if tag.origin == self.cfg.node_id {
@@ -894,13 +899,13 @@ impl GroupCore {
         // was overwritten by another leader's log.
         let stale: Vec<u64> = self.expected.range(..=index).map(|(i, _)| *i).collect();
         for i in stale {
-            if let Some(tag) = self.expected.remove(&i) {
-                if Some(tag) != actual || i != index {
-                    self.events.push(Event::Proposal {
-                        tag,
-                        result: Err(RaftError::LeadershipLost),
-                    });
-                }
+            if let Some(tag) = self.expected.remove(&i)
+                && (Some(tag) != actual || i != index)
+            {
+                self.events.push(Event::Proposal {
+                    tag,
+                    result: Err(RaftError::LeadershipLost),
+                });
             }
         }
     }
@@ -975,10 +980,10 @@ impl GroupCore {
         for (change_type, node_id) in changes {
             match change_type {
                 ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                    if let Some((_, addr)) = &decoded {
-                        if !addr.is_empty() {
-                            self.peers.peers.insert(node_id, addr.clone());
-                        }
+                    if let Some((_, addr)) = &decoded
+                        && !addr.is_empty()
+                    {
+                        self.peers.peers.insert(node_id, addr.clone());
                     }
                 }
                 ConfChangeType::RemoveNode => {
@@ -987,13 +992,13 @@ impl GroupCore {
             }
         }
         self.node.store().save_peers(&self.peers)?;
-        if let Some((tag, _)) = decoded {
-            if tag.origin == self.cfg.node_id {
-                self.events.push(Event::ConfChange {
-                    tag,
-                    result: Ok(index),
-                });
-            }
+        if let Some((tag, _)) = decoded
+            && tag.origin == self.cfg.node_id
+        {
+            self.events.push(Event::ConfChange {
+                tag,
+                result: Ok(index),
+            });
         }
         Ok(())
     }

@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn valid_from_round_start_only() {
         let mut l = Lease::new(100 * MS);
-        assert!(!l.valid(0 * MS));
+        assert!(!l.valid(Duration::ZERO));
         l.extend(10 * MS, l.generation());
         assert!(l.valid(109 * MS));
         assert!(!l.valid(110 * MS));
@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn zero_duration_disables() {
         let mut l = Lease::new(Duration::ZERO);
-        l.extend(0 * MS, l.generation());
-        assert!(!l.valid(0 * MS));
+        l.extend(Duration::ZERO, l.generation());
+        assert!(!l.valid(Duration::ZERO));
     }
 }

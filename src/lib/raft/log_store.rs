@@ -100,13 +100,13 @@ impl LogStore {
         let mut iter = self.db.raw_iterator_cf(self.cf(Cf::RaftLog)?);
         iter.seek_to_last();
         let mut last = 0;
-        if iter.valid() {
-            if let Some(key) = iter.key() {
-                let key: [u8; 8] = key.try_into().map_err(|_| {
-                    RaftError::Storage(format!("corrupt raft log key of {} bytes", key.len()))
-                })?;
-                last = u64::from_be_bytes(key);
-            }
+        if iter.valid()
+            && let Some(key) = iter.key()
+        {
+            let key: [u8; 8] = key.try_into().map_err(|_| {
+                RaftError::Storage(format!("corrupt raft log key of {} bytes", key.len()))
+            })?;
+            last = u64::from_be_bytes(key);
         }
         iter.status()?;
         Ok(last)
@@ -365,10 +365,11 @@ impl ::raft::Storage for LogStore {
                 )));
             }
             size += u64::from(entry.compute_size());
-            if let Some(max) = max_size {
-                if !out.is_empty() && size > max {
-                    break;
-                }
+            if let Some(max) = max_size
+                && !out.is_empty()
+                && size > max
+            {
+                break;
             }
             out.push(entry);
             expected += 1;

@@ -88,12 +88,11 @@ impl Inbound for NodeShared {
     }
 
     fn learn_address(&self, node: u64, addr: &str) {
-        if node != self.node_id {
-            if let Some(t) = self.transport() {
-                if t.address(node).is_none() {
-                    t.set_address(node, addr);
-                }
-            }
+        if node != self.node_id
+            && let Some(t) = self.transport()
+            && t.address(node).is_none()
+        {
+            t.set_address(node, addr);
         }
     }
 
@@ -565,39 +564,40 @@ impl Driver {
             }
         }
         let now = self.now();
-        match self.core.process_ready(now) {
-            Ok(out) => {
-                let dir = self.core.config().dir.clone();
-                let group = self.core.config().group_id;
-                if !out.messages.is_empty() {
-                    self.transport.send(group, out.messages, |m| {
-                        let meta = m.get_snapshot().get_metadata();
-                        snapfile::snapshot_path(&dir, meta.index, meta.term)
-                    });
-                }
-                for ev in out.events {
-                    self.on_event(ev);
-                }
-            }
+        let out = match self.core.process_ready(now) {
+            Ok(out) => out,
             Err(e) => {
                 tracing::error!(
                     group = self.core.config().group_id,
                     "raft ready failed: {e}"
                 );
+                Default::default()
             }
-        }
+        };
+        // Publish the status before answering callers, so a caller that got
+        // its answer sees at least that progress in `status()`.
         let st = self.core.status(now);
         self.metrics.observe(&st);
         for p in &st.peers {
-            if let Some(addr) = &p.address {
-                if p.id != self.core.node_id()
-                    && self.transport.address(p.id).as_deref() != Some(addr)
-                {
-                    self.transport.set_address(p.id, addr);
-                }
+            if let Some(addr) = &p.address
+                && p.id != self.core.node_id()
+                && self.transport.address(p.id).as_deref() != Some(addr)
+            {
+                self.transport.set_address(p.id, addr);
             }
         }
         *self.status.lock() = st;
+        let dir = self.core.config().dir.clone();
+        let group = self.core.config().group_id;
+        if !out.messages.is_empty() {
+            self.transport.send(group, out.messages, |m| {
+                let meta = m.get_snapshot().get_metadata();
+                snapfile::snapshot_path(&dir, meta.index, meta.term)
+            });
+        }
+        for ev in out.events {
+            self.on_event(ev);
+        }
     }
 
     fn on_event(&mut self, ev: Event) {

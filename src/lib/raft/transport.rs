@@ -134,6 +134,8 @@ impl Transport {
             return Some(q.clone());
         }
         let addr = self.address(to)?;
+        // Group threads are not runtime threads: the lazy channel needs one.
+        let _runtime = self.runtime.enter();
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(2))
