@@ -182,17 +182,18 @@ fn raise_failure_aborts_the_snapshot_persist() {
     assert!(core.snapshot_now().is_err());
     let st = core.status(Duration::ZERO);
     assert_eq!(
-        st.snapshot_index, 0,
-        "snapshot recorded despite the failed raise"
+        st.snapshot_index, 1,
+        "snapshot recorded despite the failed raise (only the bootstrap one may exist)"
     );
     assert_eq!(
         core.log_bounds().0,
         first_before,
         "log compacted despite the failed raise"
     );
-    assert!(
-        snap_files(&f.dir.join("group")).is_empty(),
-        "orphan snapshot file left"
+    assert_eq!(
+        snap_files(&f.dir.join("group")).len(),
+        1,
+        "orphan snapshot file left beside the bootstrap snapshot"
     );
     // The group keeps working and a later snapshot succeeds.
     f.probe.lock().unwrap().fail_raise = false;
@@ -216,7 +217,15 @@ fn crash_after_raise_before_snapshot_record_replays_without_double_apply() {
     f.probe.lock().unwrap().raise_then_fail = false;
     let mark = f.probe.lock().unwrap().applies.len();
     let core = f.restart();
-    assert_eq!(core.restart_path(), &RestartPath::Replay { durable });
+    // Only the bootstrap snapshot (index 1) is recorded: it is covered by the
+    // durable index, and the log above it is replayed without double applies.
+    assert_eq!(
+        core.restart_path(),
+        &RestartPath::SkippedRestore {
+            snapshot: 1,
+            durable
+        }
+    );
     assert!(f.applies_since(mark).iter().all(|i| *i > durable));
     assert_eq!(f.probe.lock().unwrap().restores, 0);
     drop(core);
@@ -336,7 +345,8 @@ fn crash_after_record_before_compaction_restarts_cleanly() {
     let mut core = f.start();
     f.write_n(&mut core, 0, 9);
     core.snapshot_now().unwrap();
-    assert_eq!(core.log_bounds().0, 1);
+    // The log starts after the bootstrap snapshot at index 1.
+    assert_eq!(core.log_bounds().0, 2);
     f.write_n(&mut core, 9, 12);
     let durable = f.durable().applied;
     let snap_index = core.status(Duration::ZERO).snapshot_index;
@@ -387,7 +397,15 @@ fn durable_index_without_any_snapshot_skips_replayed_entries() {
     let durable = f.durable().applied;
     let mark = f.probe.lock().unwrap().applies.len();
     let core = f.restart();
-    assert_eq!(core.restart_path(), &RestartPath::Replay { durable });
+    // Only the bootstrap snapshot (index 1) is recorded: it is covered by the
+    // durable index, and the log above it is replayed without double applies.
+    assert_eq!(
+        core.restart_path(),
+        &RestartPath::SkippedRestore {
+            snapshot: 1,
+            durable
+        }
+    );
     assert!(f.applies_since(mark).iter().all(|i| *i > durable));
     assert!(!f.probe.lock().unwrap().volatile.is_empty());
     drop(core);

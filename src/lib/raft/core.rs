@@ -179,7 +179,7 @@ impl GroupCore {
                 };
                 peers = AddressBook::from_pairs(voters.iter().cloned());
                 store.save_peers(&peers)?;
-                store.bootstrap(cs)?;
+                bootstrap_snapshot(&cfg, &mut store, sm.as_mut(), cs, &peers)?;
             }
             (Bootstrap::NewCluster { .. }, false) => {
                 tracing::info!(
@@ -201,7 +201,12 @@ impl GroupCore {
         let snap_term = snap.get_metadata().term;
         let conf_state = snap.get_metadata().get_conf_state().clone();
         let durable = sm.durable_applied_index();
-        let (restart_path, skip_until) = if snap_index == 0 {
+        let (restart_path, skip_until) = if fresh {
+            // A new cluster starts from its bootstrap snapshot (the state
+            // machine is empty and its applied index already covers it); a
+            // joining node starts empty and is caught up by the leader.
+            (RestartPath::Fresh, snap_index)
+        } else if snap_index == 0 {
             match durable {
                 Ok(Some(a)) if a > 0 => (RestartPath::Replay { durable: a }, a),
                 _ if fresh => (RestartPath::Fresh, 0),
@@ -1058,4 +1063,48 @@ impl GroupCore {
             store.last_index().unwrap_or(0),
         )
     }
+}
+
+
+/// Index and term of the snapshot every new cluster starts from.
+const BOOTSTRAP_INDEX: u64 = 1;
+const BOOTSTRAP_TERM: u64 = 1;
+
+/// Creates a new cluster's first snapshot: the (empty) state machine and the
+/// initial voters at index 1, written as a real snapshot file. The log then
+/// starts at index 2, so a node that joins later can only be caught up by a
+/// snapshot, which carries the membership it needs (the initial voters exist
+/// in no log entry).
+fn bootstrap_snapshot(
+    cfg: &GroupConfig,
+    store: &mut LogStore,
+    sm: &mut dyn StateMachine,
+    conf_state: ConfState,
+    peers: &AddressBook,
+) -> Result<(), RaftError> {
+    let (index, term) = (BOOTSTRAP_INDEX, BOOTSTRAP_TERM);
+    std::fs::create_dir_all(snapfile::snap_dir(&cfg.dir))?;
+    let final_path = snapfile::snapshot_path(&cfg.dir, index, term);
+    let tmp_path = final_path.with_extension("fsm.tmp");
+    sm.begin_snapshot(index, term)?.write_to(&tmp_path)?;
+    std::fs::rename(&tmp_path, &final_path)?;
+    snapfile::fsync_dir(&snapfile::snap_dir(&cfg.dir))?;
+    let (len, crc) = snapfile::checksum_file(&final_path)?;
+    sm.raise_applied_index(index)?;
+    let token = SnapshotToken {
+        index,
+        term,
+        len,
+        crc,
+        peers: peers.clone(),
+    };
+    let mut snap = Snapshot::default();
+    snap.set_metadata(SnapshotMetadata {
+        index,
+        term,
+        conf_state: protobuf::SingularPtrField::some(conf_state),
+        ..Default::default()
+    });
+    snap.data = token.encode().into();
+    store.install_snapshot(&snap)
 }
