@@ -138,6 +138,17 @@ impl Deadline {
     }
 }
 
+/// The cluster-membership flags a node starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartMode {
+    /// `--peers` (and the test Raft timings).
+    Peers(String),
+    /// `--join` (and the test Raft timings).
+    Join,
+    /// Only `--data-dir` and the free addresses: every default in force.
+    Defaults,
+}
+
 /// One `serve` process slot: its addresses and data dir survive restarts.
 #[derive(Debug)]
 pub struct Node {
@@ -147,8 +158,8 @@ pub struct Node {
     pub redis: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
-    /// The `--peers` value (None: started with `--join`).
-    pub peers: Option<String>,
+    /// How the node is told about its cluster.
+    pub mode: StartMode,
     /// Extra flags given on every start.
     pub extra_args: Vec<String>,
     child: Option<Child>,
@@ -225,7 +236,7 @@ impl Cluster {
             self.insert_node(
                 *id,
                 [addrs[i * 3], addrs[i * 3 + 1], addrs[i * 3 + 2]],
-                Some(peers.clone()),
+                StartMode::Peers(peers.clone()),
             );
             self.spawn(*id);
         }
@@ -234,20 +245,20 @@ impl Cluster {
     /// Adds a node that starts empty with `--join` and waits to be added.
     pub fn spawn_joining(&mut self, id: u64) -> &Node {
         let addrs = free_addrs(3);
-        self.insert_node(id, [addrs[0], addrs[1], addrs[2]], None);
+        self.insert_node(id, [addrs[0], addrs[1], addrs[2]], StartMode::Join);
         self.spawn(id);
         self.node(id)
     }
 
     /// Declares a node slot without starting it (for tests that drive the
     /// command line themselves).
-    pub fn declare_node(&mut self, id: u64, peers: Option<String>) -> &Node {
+    pub fn declare_node(&mut self, id: u64, mode: StartMode) -> &Node {
         let addrs = free_addrs(3);
-        self.insert_node(id, [addrs[0], addrs[1], addrs[2]], peers);
+        self.insert_node(id, [addrs[0], addrs[1], addrs[2]], mode);
         self.node(id)
     }
 
-    fn insert_node(&mut self, id: u64, addrs: [SocketAddr; 3], peers: Option<String>) {
+    fn insert_node(&mut self, id: u64, addrs: [SocketAddr; 3], mode: StartMode) {
         let data_dir = self.dir.path().join(format!("node-{id}"));
         std::fs::create_dir_all(&data_dir).expect("node dir");
         let node = Node {
@@ -257,7 +268,7 @@ impl Cluster {
             redis: addrs[2],
             data_dir: data_dir.join("data"),
             log: self.dir.path().join(format!("node-{id}.log")),
-            peers,
+            mode,
             extra_args: Vec::new(),
             child: None,
             channel: lazy_channel(addrs[0]),
@@ -300,28 +311,33 @@ impl Cluster {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--node-id", &id.to_string()])
             .args(["--listen", &node.listen.to_string()])
-            .args(["--metrics", &node.metrics.to_string()])
-            .args(["--raft-tick-ms", &self.timings.tick_ms.to_string()])
-            .args([
-                "--raft-heartbeat-ticks",
-                &self.timings.heartbeat_ticks.to_string(),
-            ])
-            .args([
-                "--raft-election-ticks",
-                &self.timings.election_ticks.to_string(),
-            ]);
+            .args(["--metrics", &node.metrics.to_string()]);
         if serve_has_flag("--redis") {
             cmd.args(["--redis", &node.redis.to_string()]);
         }
-        match &node.peers {
-            Some(peers) => {
+        let tuned = match &node.mode {
+            StartMode::Peers(peers) => {
                 cmd.args(["--peers", peers]);
+                true
             }
-            None => {
+            StartMode::Join => {
                 cmd.arg("--join");
+                true
             }
+            StartMode::Defaults => false,
+        };
+        if tuned {
+            cmd.args(["--node-id", &id.to_string()])
+                .args(["--raft-tick-ms", &self.timings.tick_ms.to_string()])
+                .args([
+                    "--raft-heartbeat-ticks",
+                    &self.timings.heartbeat_ticks.to_string(),
+                ])
+                .args([
+                    "--raft-election-ticks",
+                    &self.timings.election_ticks.to_string(),
+                ]);
         }
         cmd.args(&node.extra_args);
         if std::env::var_os("RUST_LOG").is_none() {
