@@ -609,6 +609,92 @@ mod tests {
         assert_eq!(full.violations.len(), 1, "{full}");
     }
 
+    /// One generated operation: which key, whether it writes, and where
+    /// its invocation and answer fall around its linearization point.
+    type GenOp = (usize, bool, u64, u64, bool);
+
+    /// Builds a history that is linearizable by construction: operations
+    /// take effect in order at instants 10, 20, 30, ... (their
+    /// linearization points), each invoked up to `before` ms earlier and
+    /// answered up to `after` ms later; reads return what a sequential
+    /// register holds at their point. `unknown` writes lose their answer.
+    fn generated(ops: &[GenOp]) -> H {
+        let mut h = H::new();
+        let mut truth: HashMap<usize, Option<String>> = HashMap::new();
+        for (i, &(key, is_write, before, after, unknown)) in ops.iter().enumerate() {
+            let point = 100 + 10 * i as u64;
+            let (from, to) = (point - before, point + after);
+            let key_name = format!("k{key}");
+            if is_write {
+                let value = format!("v{i}");
+                if unknown {
+                    h.write_unknown(i % 4, &key_name, &value, from);
+                } else {
+                    h.write(i % 4, &key_name, &value, from, to);
+                }
+                truth.insert(key, Some(value));
+            } else {
+                let seen = truth.get(&key).cloned().flatten();
+                h.read(i % 4, &key_name, seen.as_deref(), from, to);
+            }
+        }
+        h
+    }
+
+    fn gen_ops() -> impl proptest::strategy::Strategy<Value = Vec<GenOp>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            (
+                0..3usize,
+                any::<bool>(),
+                0..40u64,
+                0..40u64,
+                prop::bool::weighted(0.1),
+            ),
+            1..60,
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn histories_linearizable_by_construction_pass(ops in gen_ops()) {
+            let h = generated(&ops);
+            let report = check(&h.ops);
+            proptest::prop_assert!(report.is_linearizable(), "{}", report);
+        }
+
+        #[test]
+        fn a_read_of_a_value_nobody_wrote_always_fails(ops in gen_ops(), pick in 0..60usize) {
+            let mut h = generated(&ops);
+            let reads: Vec<usize> = (0..h.ops.len())
+                .filter(|&i| matches!(h.ops[i].kind, OpKind::Read(_)))
+                .collect();
+            proptest::prop_assume!(!reads.is_empty());
+            let victim = reads[pick % reads.len()];
+            h.ops[victim].kind = OpKind::Read(Some(b"forged".to_vec()));
+            let report = check(&h.ops);
+            proptest::prop_assert_eq!(report.violations.len(), 1, "{}", report);
+        }
+
+        #[test]
+        fn dropping_reads_keeps_a_linearizable_history_linearizable(
+            ops in gen_ops(),
+            keep in proptest::collection::vec(proptest::prelude::any::<bool>(), 60),
+        ) {
+            let h = generated(&ops);
+            let kept: Vec<Operation> = h
+                .ops
+                .iter()
+                .enumerate()
+                .filter(|(i, op)| matches!(op.kind, OpKind::Write(_)) || keep[*i])
+                .map(|(_, op)| op.clone())
+                .collect();
+            proptest::prop_assert!(check(&kept).is_linearizable());
+        }
+    }
+
     #[test]
     fn long_concurrent_history_is_checked_quickly() {
         // Three clients, each doing write-then-read rounds that overlap the
