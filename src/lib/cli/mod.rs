@@ -5,8 +5,10 @@
 //! with their chain of causes, and mapped to a documented exit code.
 
 pub mod args;
+pub mod client;
 pub mod exit;
 pub mod man;
+pub mod serve;
 
 use clap::{CommandFactory, Parser};
 
@@ -37,8 +39,26 @@ pub fn main() -> i32 {
     }
 }
 
+/// Logs go to stderr; `RUST_LOG` chooses the level (default: info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use args::SnapshotOp;
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Status { conn, output } => client::status(&conn, output),
+        Command::Kv { conn, op } => client::kv(&conn, &op),
+        Command::Cluster { conn, op } => client::cluster(&conn, &op),
+        Command::Snapshot {
+            op: SnapshotOp::Create { conn },
+        } => client::snapshot_create(&conn),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let name = cmd.get_name().to_string();

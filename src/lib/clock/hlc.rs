@@ -7,8 +7,9 @@
 //!
 //! The *physical ceiling* is a Raft-replicated promise: a leader only issues
 //! timestamps whose physical part is at most the ceiling it has replicated,
-//! and a new leader (which has applied that ceiling) starts at or above it.
-//! Fenced allocation (`next_fenced`) refuses to go past the ceiling.
+//! and a new leader (which has applied that ceiling) calls `take_over` to
+//! start above it. Fenced allocation (`next_fenced`) refuses to go past the
+//! ceiling, so a leader that cannot renew its lease stops issuing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -154,11 +155,23 @@ impl<W: WallClock> Hlc<W> {
             return Ok(now);
         }
         if fence && now >= ceiling {
-            return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+            return Err(HlcError::CeilingExpired {
+                ceiling_ms: ceiling,
+            });
         }
-        // The ceiling is also a floor: a leader that took over uses it so
-        // that it sorts above whatever the previous leader could issue.
-        Ok(now.max(ceiling))
+        Ok(now)
+    }
+
+    /// Called by a node that has just become leader (after applying every
+    /// ceiling its predecessor replicated): its next timestamp sorts above
+    /// everything the previous leader could have issued under that ceiling.
+    /// Steady-state timestamps follow the wall clock; only a takeover can
+    /// move the clock ahead of it, by at most one lease window.
+    pub fn take_over(&self) {
+        let ceiling = self.ceiling_ms();
+        if ceiling > 0 {
+            self.observe(compose(ceiling, LOGICAL_MASK));
+        }
     }
 
     fn allocate(&self, n: u64, fence: bool) -> Result<Timestamp, HlcError> {
@@ -181,7 +194,9 @@ impl<W: WallClock> Hlc<W> {
             }
             let ceiling = self.ceiling_ms();
             if fence && ceiling > 0 && wall > ceiling {
-                return Err(HlcError::CeilingExpired { ceiling_ms: ceiling });
+                return Err(HlcError::CeilingExpired {
+                    ceiling_ms: ceiling,
+                });
             }
             let first = compose(wall, first_logical);
             let last = first + (n - 1);
@@ -262,13 +277,13 @@ mod tests {
     }
 
     #[test]
-    fn fenced_allocation_uses_ceiling_as_floor_and_fails_past_it() {
+    fn fenced_allocation_follows_wall_clock_and_fails_past_ceiling() {
         let (clock, hlc) = manual(1_000);
         // Before any ceiling, fencing does not apply.
         assert!(hlc.next_fenced().is_ok());
         hlc.set_ceiling_ms(11_000);
         let ts = hlc.next_fenced().expect("inside the lease");
-        assert_eq!(physical_ms(ts), 11_000);
+        assert_eq!(physical_ms(ts), 1_000, "steady state tracks the wall clock");
         clock.0.store(11_000, Ordering::SeqCst);
         assert_eq!(
             hlc.next_fenced(),
@@ -309,6 +324,7 @@ mod tests {
         }
         let (_new_clock, new) = manual(900);
         new.set_ceiling_ms(11_000);
+        new.take_over();
         new.set_ceiling_ms(21_000);
         let first = new.next_fenced().expect("in lease");
         assert!(issued.iter().all(|ts| *ts < first));

@@ -7,4 +7,7 @@
 
 mod hlc;
 
-pub use hlc::{Hlc, HlcError, LOGICAL_BITS, SystemWallClock, Timestamp, WallClock, compose, logical, physical_ms};
+pub use hlc::{
+    Hlc, HlcError, LOGICAL_BITS, SystemWallClock, Timestamp, WallClock, compose, logical,
+    physical_ms,
+};

@@ -122,6 +122,17 @@ impl RaftNode {
         listener: tokio::net::TcpListener,
         registry: &prometheus::Registry,
     ) -> Result<RaftNode, RaftError> {
+        Self::start_with_routes(cfg, listener, registry, tonic::service::Routes::default()).await
+    }
+
+    /// Like [`RaftNode::start`], also serving `extra` gRPC services (the
+    /// admin service) on the same listener.
+    pub async fn start_with_routes(
+        cfg: NodeConfig,
+        listener: tokio::net::TcpListener,
+        registry: &prometheus::Registry,
+        extra: tonic::service::Routes,
+    ) -> Result<RaftNode, RaftError> {
         let metrics = RaftMetrics::register(registry)?;
         let shared = Arc::new(NodeShared {
             node_id: cfg.node_id,
@@ -150,7 +161,7 @@ impl RaftNode {
         });
         tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_routes(extra.add_service(service))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stop_rx.await;
                 })

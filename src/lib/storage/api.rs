@@ -58,26 +58,49 @@ pub enum Mutation {
     /// Write a new version of `key` at the batch's commit ts. `expire_at` is
     /// an HLC timestamp (0 = never); a version is invisible at any read ts
     /// `>= expire_at`.
-    Put { key: Vec<u8>, value: Vec<u8>, expire_at: Timestamp },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expire_at: Timestamp,
+    },
     /// Write a tombstone version of `key` at the batch's commit ts.
-    Delete { key: Vec<u8> },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Tombstone, at the commit ts, every key in `[start, end)` whose version
     /// visible at the commit ts is live. `end = None` means unbounded.
-    DeleteRange { start: Vec<u8>, end: Option<Vec<u8>> },
+    DeleteRange {
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+    },
     /// Physically remove every version (and lock) of every key in
     /// `[start, end)`. For purges of ranges a group no longer owns; history
     /// readers relied on is gone, so callers must own that decision.
-    PurgeRange { start: Vec<u8>, end: Option<Vec<u8>> },
+    PurgeRange {
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+    },
     /// Write a raw record of the state machine's own in the Meta CF, under
     /// the state-machine namespace (never collides with the store's records).
-    MetaPut { key: Vec<u8>, value: Vec<u8> },
+    MetaPut {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// Remove such a record.
-    MetaDelete { key: Vec<u8> },
+    MetaDelete {
+        key: Vec<u8>,
+    },
     /// Hold back compaction so that reads at `ts` stay possible until
     /// `deadline_ms` (Unix ms; a dead holder's pin lapses by itself).
     /// Re-pinning the same id replaces it.
-    Pin { id: u64, ts: Timestamp, deadline_ms: u64 },
-    Unpin { id: u64 },
+    Pin {
+        id: u64,
+        ts: Timestamp,
+        deadline_ms: u64,
+    },
+    Unpin {
+        id: u64,
+    },
 }
 
 /// An atomic, optionally validated write: everything or nothing.
@@ -107,7 +130,9 @@ pub enum Outcome {
     Committed,
     /// Validation failed on `key`; no data was written, but the applied
     /// index (if any) was still advanced so the Raft entry counts as applied.
-    Conflict { key: Vec<u8> },
+    Conflict {
+        key: Vec<u8>,
+    },
     /// The entry's index was already durably applied; nothing was written.
     AlreadyApplied,
 }

@@ -35,7 +35,7 @@ impl LocalBackend {
 }
 
 /// Stamps `commit_ts` into a data command.
-pub(crate) fn stamp(command: Command, ts: Timestamp) -> Command {
+pub fn stamp_commit_ts(command: Command, ts: Timestamp) -> Command {
     match command {
         Command::Raw { mutations, .. } => Command::Raw {
             commit_ts: ts,
@@ -82,7 +82,7 @@ impl KvBackend for LocalBackend {
 
     async fn commit(&self, command: Command) -> Result<ApplyOutcome, TxnError> {
         let mut next = self.next_index.lock();
-        let command = stamp(command, self.group.hlc().next());
+        let command = stamp_commit_ts(command, self.group.hlc().next());
         let index = *next;
         let outcome = self.group.apply_entry(index, &command.encode())?;
         *next += 1;

@@ -17,5 +17,5 @@ mod local;
 mod txn;
 
 pub use backend::{KvBackend, TxnError};
-pub use local::LocalBackend;
+pub use local::{LocalBackend, stamp_commit_ts};
 pub use txn::{Txn, TxnValue};
