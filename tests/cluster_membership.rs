@@ -112,6 +112,25 @@ async fn learner_joins_catches_up_is_promoted_and_a_voter_is_removed() {
         .await;
     let learner_view = cluster.group_status(learner, DEFAULT_GROUP).await.unwrap();
     assert_ne!(learner_view["role"], "leader", "{learner_view}");
+    assert!(learner_view["halted"].is_null(), "{learner_view}");
+    eprintln!("learner status after catching up: {learner_view}");
+    // And it serves: a write acknowledged by the leader is read through it.
+    let leader = cluster.wait_for_leader(DEFAULT_GROUP).await;
+    cluster
+        .kv_client(leader)
+        .pinned(leader)
+        .put(b"seen-by-learner", b"yes", OP_LIMIT)
+        .await;
+    assert_eq!(
+        cluster
+            .kv_client(learner)
+            .pinned(learner)
+            .get(b"seen-by-learner", OP_LIMIT)
+            .await
+            .as_deref(),
+        Some(&b"yes"[..]),
+        "read through the caught-up learner"
+    );
 
     cluster.membership(MemberOp::Promote, learner, "").await;
     wait_leader_view(&cluster, "node 4 promoted to voter", |g| {

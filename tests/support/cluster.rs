@@ -757,7 +757,10 @@ pub async fn fetch_metrics(addr: SocketAddr) -> Result<String, String> {
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         stream
-            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .await
             .map_err(|e| format!("send to {addr}: {e}"))?;
         let mut response = Vec::new();

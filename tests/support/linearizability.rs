@@ -656,7 +656,13 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 200,
+            // Tests under `tests/support` have no lib.rs for the default
+            // regression file; a failing case is printed in full anyway.
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
 
         #[test]
         fn histories_linearizable_by_construction_pass(ops in gen_ops()) {
