@@ -1,9 +1,10 @@
 //! The leader of a three-node cluster is killed with SIGKILL while several
-//! clients (each starting on a different node) write and read a small set
-//! of keys; writes continue under the new leader; the killed node restarts
-//! and catches up. The whole recorded history, final reads through every
-//! node included, must be linearizable: no stale read, no lost
-//! acknowledged write, no value from nowhere.
+//! clients (each starting on a different node, moving to the next one on
+//! errors and now and then) write and read a small set of keys; writes
+//! continue under the new leader; the killed node restarts and catches up.
+//! The whole recorded history, final reads through every node included,
+//! must be linearizable: no stale read, no lost acknowledged write, no
+//! value from nowhere.
 
 mod support;
 
@@ -83,6 +84,11 @@ async fn client_loop(client: usize, mut kv: KvClient, recorder: Recorder, progre
         };
         if ok {
             progress.acked.fetch_add(1, Ordering::SeqCst);
+            // Wander between nodes now and then, so every node (the
+            // restarted one while it catches up included) serves reads.
+            if rng.random_ratio(1, 8) {
+                kv.rotate();
+            }
         } else {
             progress.failed.fetch_add(1, Ordering::SeqCst);
             kv.rotate();
