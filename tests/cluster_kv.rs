@@ -101,11 +101,59 @@ async fn three_nodes_serve_reads_and_writes_through_any_node() {
         describe(&missing)
     );
 
-    // Every node reports the same leader and a commit index covering the
-    // writes.
+    // Every node reports the same leader.
     for id in &ids {
         let group = cluster.group_status(*id, DEFAULT_GROUP).await.unwrap();
         assert_eq!(group["leader"].as_u64(), Some(leader), "node {id}: {group}");
+    }
+
+    // `status --output json`: one JSON object with the documented fields.
+    let out = cluster.cli(&[
+        "status",
+        "--endpoint",
+        &cluster.node(leader).endpoint(),
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "status: {}", describe(&out));
+    let status: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap_or_else(|e| {
+        panic!(
+            "status --output json is not one JSON object ({e}): {}",
+            describe(&out)
+        )
+    });
+    assert_eq!(status["node_id"].as_u64(), Some(leader), "{status}");
+    let group = &status["groups"][0];
+    assert_eq!(group["id"].as_u64(), Some(DEFAULT_GROUP), "{status}");
+    assert_eq!(group["role"], "leader", "{status}");
+    assert_eq!(group["leader"].as_u64(), Some(leader), "{status}");
+    for field in [
+        "term",
+        "commit_index",
+        "applied_index",
+        "last_index",
+        "snapshot_index",
+    ] {
+        assert!(group[field].is_u64(), "field {field}: {status}");
+    }
+    assert!(group["term"].as_u64() >= Some(1), "{status}");
+    assert!(
+        group["applied_index"].as_u64() <= group["last_index"].as_u64(),
+        "{status}"
+    );
+    let peers = group["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 3, "{status}");
+    for peer in peers {
+        let id = peer["id"].as_u64().expect("peer id");
+        assert!(ids.contains(&id), "{status}");
+        assert_eq!(
+            peer["address"].as_str(),
+            Some(cluster.node(id).endpoint().as_str()),
+            "{status}"
+        );
+        assert_eq!(peer["role"], "voter", "{status}");
+        // The leader knows how far each peer's log matches its own.
+        assert!(peer["match_index"].as_u64() >= Some(1), "{status}");
     }
 }
 
