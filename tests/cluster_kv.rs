@@ -101,6 +101,27 @@ async fn three_nodes_serve_reads_and_writes_through_any_node() {
         describe(&missing)
     );
 
+    // Delete through one node; gone through another; a scan lists the rest.
+    let delete = cluster.cli(&[
+        "kv",
+        "delete",
+        "--endpoint",
+        &cluster.node(writer).endpoint(),
+        "beta",
+    ]);
+    assert!(delete.status.success(), "kv delete: {}", describe(&delete));
+    let gone = cluster.cli(&[
+        "kv",
+        "get",
+        "--endpoint",
+        &cluster.node(reader).endpoint(),
+        "beta",
+    ]);
+    assert_eq!(gone.status.code(), Some(1), "{}", describe(&gone));
+    let scan = cluster.cli(&["kv", "scan", "--endpoint", &cluster.node(reader).endpoint()]);
+    assert!(scan.status.success(), "kv scan: {}", describe(&scan));
+    assert_eq!(stdout(&scan), "alpha\tone\n", "{}", describe(&scan));
+
     // Every node reports the same leader.
     for id in &ids {
         let group = cluster.group_status(*id, DEFAULT_GROUP).await.unwrap();
