@@ -10,7 +10,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -169,10 +169,6 @@ pub struct Node {
 impl Node {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// `127.0.0.1:PORT`, the form `--endpoint` takes.
@@ -780,10 +776,4 @@ pub async fn fetch_metrics(addr: SocketAddr) -> Result<String, String> {
     tokio::time::timeout(RPC_TIMEOUT, fetch)
         .await
         .map_err(|_| format!("metrics of {addr} timed out"))?
-}
-
-/// Writes a file's full text (for config files in tests).
-pub fn write_file(path: &Path, text: &str) {
-    let mut f = File::create(path).expect("create file");
-    f.write_all(text.as_bytes()).expect("write file");
 }

@@ -302,8 +302,7 @@ impl KeyHistory {
                 .min()
                 .unwrap_or(u128::MAX);
             let mut next = None;
-            for i in cursor..n {
-                let op = &self.ops[i];
+            for (i, op) in self.ops.iter().enumerate().skip(cursor) {
                 if op.invoked > bound {
                     break;
                 }
