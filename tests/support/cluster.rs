@@ -162,13 +162,14 @@ pub struct Node {
     pub mode: StartMode,
     /// Extra flags given on every start.
     pub extra_args: Vec<String>,
-    child: Option<Child>,
+    /// Behind a lock so that waits holding `&Cluster` can notice a crash.
+    child: parking_lot::Mutex<Option<Child>>,
     channel: Channel,
 }
 
 impl Node {
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child.lock().is_some()
     }
 
     /// `127.0.0.1:PORT`, the form `--endpoint` takes.
@@ -266,7 +267,7 @@ impl Cluster {
             log: self.dir.path().join(format!("node-{id}.log")),
             mode,
             extra_args: Vec::new(),
-            child: None,
+            child: parking_lot::Mutex::new(None),
             channel: lazy_channel(addrs[0]),
         };
         self.nodes.insert(id, node);
@@ -360,7 +361,7 @@ impl Cluster {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn elastickv serve");
-        node.child = Some(child);
+        *node.child.lock() = Some(child);
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -368,6 +369,7 @@ impl Cluster {
         let node = self.node_mut(id);
         let mut child = node
             .child
+            .get_mut()
             .take()
             .unwrap_or_else(|| panic!("node {id} not running"));
         child.kill().expect("SIGKILL");
@@ -381,6 +383,7 @@ impl Cluster {
         let node = self.node_mut(id);
         let mut child = node
             .child
+            .get_mut()
             .take()
             .unwrap_or_else(|| panic!("node {id} not running"));
         let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
@@ -410,9 +413,31 @@ impl Cluster {
     /// Whether a node's process has exited on its own (and reaps it).
     pub fn exited(&mut self, id: u64) -> Option<ExitStatus> {
         let node = self.node_mut(id);
-        let status = node.child.as_mut()?.try_wait().expect("poll node")?;
-        node.child = None;
+        let child = node.child.get_mut();
+        let status = child.as_mut()?.try_wait().expect("poll node")?;
+        *child = None;
         Some(status)
+    }
+
+    /// Panics if a node the harness started has died of a failure (a
+    /// crash should fail the test at once, not after a timeout); a node
+    /// that exited cleanly on its own is marked stopped.
+    pub fn assert_no_crash(&self) {
+        for node in self.nodes.values() {
+            let mut slot = node.child.lock();
+            let Some(child) = slot.as_mut() else {
+                continue;
+            };
+            if let Some(status) = child.try_wait().expect("poll node") {
+                *slot = None;
+                note(&node.log, &format!("exited on its own: {status}"));
+                assert!(
+                    status.success(),
+                    "node {} exited unexpectedly ({status}); see its log below",
+                    node.id
+                );
+            }
+        }
     }
 
     /// The text of a node's log so far.
@@ -453,6 +478,7 @@ impl Cluster {
             if let Some(leader) = self.agreed_leader(group).await {
                 return leader;
             }
+            self.assert_no_crash();
             deadline.tick().await;
         }
     }
@@ -491,6 +517,7 @@ impl Cluster {
             {
                 return;
             }
+            self.assert_no_crash();
             deadline.tick().await;
         }
     }
@@ -580,7 +607,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in self.nodes.values_mut() {
-            if let Some(mut child) = node.child.take() {
+            if let Some(mut child) = node.child.get_mut().take() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
