@@ -113,7 +113,10 @@ async fn learner_joins_catches_up_is_promoted_and_a_voter_is_removed() {
     let learner_view = cluster.group_status(learner, DEFAULT_GROUP).await.unwrap();
     assert_ne!(learner_view["role"], "leader", "{learner_view}");
     assert!(learner_view["halted"].is_null(), "{learner_view}");
-    eprintln!("learner status after catching up: {learner_view}");
+    assert!(
+        peer(&learner_view, learner).is_some_and(|p| p["role"] == "learner"),
+        "the caught-up learner should know its own membership: {learner_view}"
+    );
     // And it serves: a write acknowledged by the leader is read through it.
     let leader = cluster.wait_for_leader(DEFAULT_GROUP).await;
     cluster
