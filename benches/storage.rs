@@ -24,7 +24,11 @@ fn user_key(i: u64) -> Vec<u8> {
 
 fn setup() -> (tempfile::TempDir, GroupStore) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions { sync_writes: false, block_cache_bytes: 256 << 20, create_if_missing: true };
+    let opts = StoreOptions {
+        sync_writes: false,
+        block_cache_bytes: 256 << 20,
+        create_if_missing: true,
+    };
     let store = GroupStore::open(dir.path(), opts).unwrap();
     let value = vec![7u8; VALUE_LEN];
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
@@ -33,7 +37,11 @@ fn setup() -> (tempfile::TempDir, GroupStore) {
             commit_ts: LOAD_TS,
             mutations: chunk
                 .iter()
-                .map(|&i| Mutation::Put { key: user_key(i), value: value.clone(), expire_at: 0 })
+                .map(|&i| Mutation::Put {
+                    key: user_key(i),
+                    value: value.clone(),
+                    expire_at: 0,
+                })
                 .collect(),
             ..WriteIntent::default()
         };
@@ -51,7 +59,13 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("point_get");
     g.bench_function("store", |b| {
-        b.iter(|| black_box(store.get(&user_key(rng.random_range(0..KEYS)), 1_000).unwrap()))
+        b.iter(|| {
+            black_box(
+                store
+                    .get(&user_key(rng.random_range(0..KEYS)), 1_000)
+                    .unwrap(),
+            )
+        })
     });
     g.bench_function("raw", |b| {
         b.iter(|| {
@@ -64,7 +78,11 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("multi_get_32");
     g.bench_function("store", |b| {
         b.iter_batched(
-            || (0..32).map(|_| user_key(rng.random_range(0..KEYS))).collect::<Vec<_>>(),
+            || {
+                (0..32)
+                    .map(|_| user_key(rng.random_range(0..KEYS)))
+                    .collect::<Vec<_>>()
+            },
             |keys| black_box(store.multi_get(&keys, 1_000).unwrap()),
             BatchSize::SmallInput,
         )
@@ -144,7 +162,11 @@ fn benches(c: &mut Criterion) {
             next_ts += 1;
             let mut batch = WriteBatch::default();
             for _ in 0..100 {
-                batch.put_cf(data, encode_data_key(&user_key(rng.random_range(0..KEYS)), next_ts), &value);
+                batch.put_cf(
+                    data,
+                    encode_data_key(&user_key(rng.random_range(0..KEYS)), next_ts),
+                    &value,
+                );
             }
             db.write_opt(batch, &wo).unwrap();
         })

@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use elastickv::storage::{Direction, GroupStore, Mutation, Outcome, ScanRequest, StoreOptions, WriteIntent};
+use elastickv::storage::{
+    Direction, GroupStore, Mutation, Outcome, ScanRequest, StoreOptions, WriteIntent,
+};
 use rand::{Rng, SeedableRng};
 
 const DIR_ENV: &str = "EKV_STORAGE_CRASH_DIR";
@@ -29,8 +31,15 @@ fn batch_intent(batch: u64) -> WriteIntent {
             expire_at: 0,
         })
         .collect();
-    mutations.push(Mutation::Put { key: b"counter".to_vec(), value: batch.to_be_bytes().to_vec(), expire_at: 0 });
-    mutations.push(Mutation::MetaPut { key: b"last-batch".to_vec(), value: batch.to_be_bytes().to_vec() });
+    mutations.push(Mutation::Put {
+        key: b"counter".to_vec(),
+        value: batch.to_be_bytes().to_vec(),
+        expire_at: 0,
+    });
+    mutations.push(Mutation::MetaPut {
+        key: b"last-batch".to_vec(),
+        value: batch.to_be_bytes().to_vec(),
+    });
     WriteIntent {
         start_ts: batch,
         commit_ts: batch,
@@ -47,7 +56,10 @@ fn apply_batches(dir: &Path, limit: u64, print: bool) -> u64 {
     let store = GroupStore::open(dir, StoreOptions::default()).unwrap();
     let first = store.applied_index() + 1;
     for batch in first..first + limit {
-        assert_eq!(store.apply(&batch_intent(batch)).unwrap(), Outcome::Committed);
+        assert_eq!(
+            store.apply(&batch_intent(batch)).unwrap(),
+            Outcome::Committed
+        );
         if print {
             println!("ACK {batch}");
         }
@@ -59,8 +71,14 @@ fn apply_batches(dir: &Path, limit: u64, print: bool) -> u64 {
 fn verify(dir: &Path, acked: u64) -> u64 {
     let store = GroupStore::open(dir, StoreOptions::default()).unwrap();
     let applied = store.applied_index();
-    assert_eq!(store.read_durable_applied_index().unwrap(), Some(applied).filter(|&a| a > 0));
-    assert!(applied >= acked, "acknowledged batch {acked} lost (applied index {applied})");
+    assert_eq!(
+        store.read_durable_applied_index().unwrap(),
+        Some(applied).filter(|&a| a > 0)
+    );
+    assert!(
+        applied >= acked,
+        "acknowledged batch {acked} lost (applied index {applied})"
+    );
     let mut counts = vec![0usize; applied as usize + 2];
     let mut req = ScanRequest {
         start: b"b".to_vec(),
@@ -76,7 +94,10 @@ fn verify(dir: &Path, acked: u64) -> u64 {
         for row in &page.rows {
             let name = std::str::from_utf8(&row.key).unwrap();
             let batch: u64 = name[1..9].parse().unwrap();
-            assert!(batch <= applied, "batch {batch} present beyond applied index {applied}");
+            assert!(
+                batch <= applied,
+                "batch {batch} present beyond applied index {applied}"
+            );
             assert_eq!(row.commit_ts, batch);
             assert_eq!(row.value, batch.to_be_bytes().repeat(16));
             counts[batch as usize] += 1;
@@ -87,12 +108,18 @@ fn verify(dir: &Path, acked: u64) -> u64 {
         }
     }
     for batch in 1..=applied {
-        assert_eq!(counts[batch as usize], KEYS_PER_BATCH, "batch {batch} partly present");
+        assert_eq!(
+            counts[batch as usize], KEYS_PER_BATCH,
+            "batch {batch} partly present"
+        );
     }
     if applied > 0 {
         let counter = store.get(b"counter", u64::MAX).unwrap().unwrap();
         assert_eq!(counter.value, applied.to_be_bytes());
-        assert_eq!(store.meta_get(b"last-batch").unwrap(), Some(applied.to_be_bytes().to_vec()));
+        assert_eq!(
+            store.meta_get(b"last-batch").unwrap(),
+            Some(applied.to_be_bytes().to_vec())
+        );
         assert_eq!(store.last_commit_ts(), applied);
     }
     applied
@@ -125,7 +152,13 @@ fn sigkill_never_loses_or_tears_a_batch() {
     let mut kills = 0usize;
     for _ in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child_apply_loop", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "crash_child_apply_loop",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(DIR_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -167,7 +200,10 @@ fn sigkill_never_loses_or_tears_a_batch() {
         }
         let applied = verify(dir.path(), acked);
         assert!(applied >= acked);
-        assert!(started.elapsed() < Duration::from_secs(55), "crash test too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(55),
+            "crash test too slow"
+        );
     }
     assert_eq!(kills, ROUNDS);
     assert!(acked > 0);

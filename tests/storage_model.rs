@@ -78,7 +78,9 @@ impl Model {
     }
 
     fn latest(&self, key: &[u8]) -> Option<u64> {
-        self.kept.get(key).and_then(|vs| vs.keys().next_back().copied())
+        self.kept
+            .get(key)
+            .and_then(|vs| vs.keys().next_back().copied())
     }
 
     fn conflict(&self, intent: &WriteIntent) -> Option<Key> {
@@ -128,10 +130,19 @@ impl Model {
         let ts = intent.commit_ts;
         for (i, m) in intent.mutations.iter().enumerate() {
             match m {
-                Mutation::Put { key, value, expire_at } => self.put_version(
+                Mutation::Put {
+                    key,
+                    value,
+                    expire_at,
+                } => self.put_version(
                     key,
                     ts,
-                    Ver { tombstone: false, expire_at: *expire_at, start_ts: intent.start_ts, value: value.clone() },
+                    Ver {
+                        tombstone: false,
+                        expire_at: *expire_at,
+                        start_ts: intent.start_ts,
+                        value: value.clone(),
+                    },
                 ),
                 Mutation::Delete { key } => self.put_version(key, ts, tombstone(intent.start_ts)),
                 Mutation::DeleteRange { start, end } => {
@@ -164,8 +175,18 @@ impl Model {
                 Mutation::MetaDelete { key } => {
                     self.meta.remove(key);
                 }
-                Mutation::Pin { id, ts, deadline_ms } => {
-                    self.pins.insert(*id, ModelPin { ts: *ts, deadline_ms: *deadline_ms });
+                Mutation::Pin {
+                    id,
+                    ts,
+                    deadline_ms,
+                } => {
+                    self.pins.insert(
+                        *id,
+                        ModelPin {
+                            ts: *ts,
+                            deadline_ms: *deadline_ms,
+                        },
+                    );
                 }
                 Mutation::Unpin { id } => {
                     self.pins.remove(id);
@@ -262,7 +283,12 @@ impl Model {
 }
 
 fn tombstone(start_ts: u64) -> Ver {
-    Ver { tombstone: true, expire_at: 0, start_ts, value: Vec::new() }
+    Ver {
+        tombstone: true,
+        expire_at: 0,
+        start_ts,
+        value: Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -290,20 +316,40 @@ enum Op {
     },
     Get(Key, u64),
     MultiGet(Vec<Key>, u64),
-    Scan { start: Key, end: Option<Key>, back: u64, limit: usize, reverse: bool, keys_only: bool },
+    Scan {
+        start: Key,
+        end: Option<Key>,
+        back: u64,
+        limit: usize,
+        reverse: bool,
+        keys_only: bool,
+    },
     Latest(Key),
-    Compact { back: u64, now_ms: u64, batch_keys: usize },
+    Compact {
+        back: u64,
+        now_ms: u64,
+        batch_keys: usize,
+    },
     Reopen,
 }
 
 /// Keys over the bytes the escaping cares about.
 fn key() -> BoxedStrategy<Key> {
-    prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(b'a'), Just(0xFFu8)], 0..4).boxed()
+    prop::collection::vec(
+        prop_oneof![Just(0u8), Just(1u8), Just(b'a'), Just(0xFFu8)],
+        0..4,
+    )
+    .boxed()
 }
 
 /// Three keys, one a prefix of another: long histories per key.
 fn tiny_key() -> BoxedStrategy<Key> {
-    prop_oneof![Just(b"a".to_vec()), Just(b"a\x00".to_vec()), Just(b"b".to_vec())].boxed()
+    prop_oneof![
+        Just(b"a".to_vec()),
+        Just(b"a\x00".to_vec()),
+        Just(b"b".to_vec())
+    ]
+    .boxed()
 }
 
 /// Relative weights of (pins, compactions) in the generated ops.
@@ -353,7 +399,11 @@ fn op(key: fn() -> BoxedStrategy<Key>, mix: Mix) -> impl Strategy<Value = Op> {
 }
 
 fn opts() -> StoreOptions {
-    StoreOptions { sync_writes: false, block_cache_bytes: 1 << 20, create_if_missing: true }
+    StoreOptions {
+        sync_writes: false,
+        block_cache_bytes: 1 << 20,
+        create_if_missing: true,
+    }
 }
 
 fn check_read<T: PartialEq + std::fmt::Debug>(
@@ -366,7 +416,13 @@ fn check_read<T: PartialEq + std::fmt::Debug>(
         prop_assert_eq!(got.map_err(|e| e.to_string()), Ok(want()));
     } else {
         let fenced = matches!(got, Err(StorageError::ReadTimestampCompacted { .. }));
-        prop_assert!(fenced, "read at {} below watermark {} was not refused: {:?}", ts, model.watermark, got);
+        prop_assert!(
+            fenced,
+            "read at {} below watermark {} was not refused: {:?}",
+            ts,
+            model.watermark,
+            got
+        );
     }
     Ok(())
 }
@@ -374,27 +430,42 @@ fn check_read<T: PartialEq + std::fmt::Debug>(
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut store = GroupStore::open(dir.path(), opts()).unwrap();
-    let mut model = Model { clock: 10, ..Model::default() };
+    let mut model = Model {
+        clock: 10,
+        ..Model::default()
+    };
     for op in ops {
         match op {
-            Op::Apply { advance, start_back, validate, read_keys, read_ranges, muts, index } => {
+            Op::Apply {
+                advance,
+                start_back,
+                validate,
+                read_keys,
+                read_ranges,
+                muts,
+                index,
+            } => {
                 model.clock += advance;
                 let commit_ts = model.clock;
                 let start_ts = commit_ts.saturating_sub(1 + start_back);
                 let mutations = muts
                     .into_iter()
                     .map(|m| match m {
-                        MutSpec::Put(key, value, ttl) => {
-                            Mutation::Put { key, value, expire_at: ttl.map_or(0, |t| commit_ts + t) }
-                        }
+                        MutSpec::Put(key, value, ttl) => Mutation::Put {
+                            key,
+                            value,
+                            expire_at: ttl.map_or(0, |t| commit_ts + t),
+                        },
                         MutSpec::Delete(key) => Mutation::Delete { key },
                         MutSpec::DeleteRange(start, end) => Mutation::DeleteRange { start, end },
                         MutSpec::PurgeRange(start, end) => Mutation::PurgeRange { start, end },
                         MutSpec::MetaPut(key, value) => Mutation::MetaPut { key, value },
                         MutSpec::MetaDelete(key) => Mutation::MetaDelete { key },
-                        MutSpec::Pin(id, back, deadline_ms) => {
-                            Mutation::Pin { id, ts: commit_ts.saturating_sub(back), deadline_ms }
-                        }
+                        MutSpec::Pin(id, back, deadline_ms) => Mutation::Pin {
+                            id,
+                            ts: commit_ts.saturating_sub(back),
+                            deadline_ms,
+                        },
                         MutSpec::Unpin(id) => Mutation::Unpin { id },
                     })
                     .collect();
@@ -404,7 +475,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     1 => Some(model.applied_index),
                     _ => None,
                 });
-                let intent = WriteIntent { start_ts, commit_ts, validate, read_keys, read_ranges, mutations, applied_index };
+                let intent = WriteIntent {
+                    start_ts,
+                    commit_ts,
+                    validate,
+                    read_keys,
+                    read_ranges,
+                    mutations,
+                    applied_index,
+                };
                 let want = model.apply(&intent);
                 prop_assert_eq!(store.apply(&intent).unwrap(), want);
                 prop_assert_eq!(store.applied_index(), model.applied_index);
@@ -412,7 +491,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Get(k, back) => {
                 let ts = model.clock.saturating_sub(back);
-                check_read(&model, ts, store.get(&k, ts), || visible(&model.full, &k, ts))?;
+                check_read(&model, ts, store.get(&k, ts), || {
+                    visible(&model.full, &k, ts)
+                })?;
             }
             Op::MultiGet(ks, back) => {
                 let ts = model.clock.saturating_sub(back);
@@ -420,16 +501,42 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     ks.iter().map(|k| visible(&model.full, k, ts)).collect()
                 })?;
             }
-            Op::Scan { start, end, back, limit, reverse, keys_only } => {
+            Op::Scan {
+                start,
+                end,
+                back,
+                limit,
+                reverse,
+                keys_only,
+            } => {
                 let read_ts = model.clock.saturating_sub(back);
-                let direction = if reverse { Direction::Reverse } else { Direction::Forward };
-                let mut req = ScanRequest { start, end, read_ts, limit, direction, resume: None, keys_only };
+                let direction = if reverse {
+                    Direction::Reverse
+                } else {
+                    Direction::Forward
+                };
+                let mut req = ScanRequest {
+                    start,
+                    end,
+                    read_ts,
+                    limit,
+                    direction,
+                    resume: None,
+                    keys_only,
+                };
                 // Page through the whole range, comparing every page.
                 for _ in 0..64 {
                     let got = store.scan(&req);
                     if !model.read_allowed(read_ts) {
-                        let fenced = matches!(got, Err(StorageError::ReadTimestampCompacted { .. }));
-                        prop_assert!(fenced, "scan at {} below watermark {}: {:?}", read_ts, model.watermark, got);
+                        let fenced =
+                            matches!(got, Err(StorageError::ReadTimestampCompacted { .. }));
+                        prop_assert!(
+                            fenced,
+                            "scan at {} below watermark {}: {:?}",
+                            read_ts,
+                            model.watermark,
+                            got
+                        );
                         break;
                     }
                     let page = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -445,10 +552,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Latest(k) => {
                 prop_assert_eq!(store.latest_commit_ts(&k).unwrap(), model.latest(&k));
             }
-            Op::Compact { back, now_ms, batch_keys } => {
+            Op::Compact {
+                back,
+                now_ms,
+                batch_keys,
+            } => {
                 let target = model.clock.saturating_sub(back);
                 let want = model.compact(target, now_ms);
-                let opts = CompactOptions { batch_keys, exclude: Vec::new(), now_ms };
+                let opts = CompactOptions {
+                    batch_keys,
+                    exclude: Vec::new(),
+                    now_ms,
+                };
                 let stats = store.compact(target, &opts).unwrap();
                 prop_assert_eq!(stats.watermark, want);
                 prop_assert_eq!(store.watermark(), want);

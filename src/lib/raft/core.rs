@@ -729,6 +729,7 @@ impl GroupCore {
         }
         let mut light = self.node.advance(rd);
         if let Some(commit) = light.commit_index() {
+            self.node.mut_store().set_commit(commit)?;
             self.on_commit(commit, now);
         }
         out.messages.extend(light.take_messages());

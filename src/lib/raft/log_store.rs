@@ -210,6 +210,18 @@ impl LogStore {
         Ok(())
     }
 
+    /// Persists a commit index learned outside a `Ready`'s hard state (a
+    /// `LightReady`, which is how a single-node group learns its commits):
+    /// without it a restart would see applied > committed.
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), RaftError> {
+        if commit <= self.hard_state.commit {
+            return Ok(());
+        }
+        let mut hs = self.hard_state.clone();
+        hs.commit = commit;
+        self.append(&[], Some(&hs))
+    }
+
     /// Installs a snapshot received from the leader: the log is emptied and
     /// restarts after the snapshot index.
     pub fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), RaftError> {

@@ -355,21 +355,25 @@ async fn renew_hlc_lease(
     let mut taken_over_term = 0u64;
     loop {
         let lead = *leadership.borrow_and_update();
-        if lead.is_leader {
+        if lead.is_leader && taken_over_term != lead.term {
+            // The read fence returns once an entry of our own term has
+            // applied, hence every ceiling of the previous leaders too: move
+            // the clock above them before issuing anything under our lease.
+            match backend.handle().read_fence().await {
+                Ok(_) => {
+                    hlc.take_over();
+                    taken_over_term = lead.term;
+                }
+                Err(e) => tracing::debug!("leader fence before hlc takeover failed: {e}"),
+            }
+        }
+        if lead.is_leader && taken_over_term == lead.term {
             let ceiling_ms = physical_ms(hlc.wall_now()) + HLC_LEASE_WINDOW_MS;
-            match backend
+            if let Err(e) = backend
                 .propose_control(Command::HlcLease { ceiling_ms })
                 .await
             {
-                Ok(()) => {
-                    if taken_over_term != lead.term {
-                        // Everything before our first own entry is applied now,
-                        // including the previous leader's ceilings.
-                        hlc.take_over();
-                        taken_over_term = lead.term;
-                    }
-                }
-                Err(e) => tracing::debug!("hlc lease renewal failed: {e}"),
+                tracing::debug!("hlc lease renewal failed: {e}");
             }
         }
         tokio::select! {

@@ -20,7 +20,10 @@ use super::api::{Cf, Mutation, Outcome, WriteIntent};
 use super::error::StorageError;
 use super::keys::{self, TS_LEN, data_key_from_prefix, encode_data_key};
 use super::meta;
-use super::reads::{RawIter, current_version, newest_version_ts, point_read_options, range_read_options, skip_versions};
+use super::reads::{
+    RawIter, current_version, newest_version_ts, point_read_options, range_read_options,
+    skip_versions,
+};
 use super::store::GroupStore;
 use super::value::{decode_value_ref, encode_put, encode_tombstone};
 use crate::clock::Timestamp;
@@ -42,7 +45,11 @@ impl GroupStore {
             if let Some(key) = self.find_conflict(intent)? {
                 let mut batch = WriteBatch::default();
                 if let Some(index) = intent.applied_index {
-                    batch.put_cf(self.cf(Cf::Meta)?, meta::APPLIED_INDEX_KEY, meta::encode_applied_index(index));
+                    batch.put_cf(
+                        self.cf(Cf::Meta)?,
+                        meta::APPLIED_INDEX_KEY,
+                        meta::encode_applied_index(index),
+                    );
                     self.write(batch, self.opts.sync_writes, "apply (conflict)")?;
                     self.applied_index.store(index, Ordering::SeqCst);
                 }
@@ -57,7 +64,8 @@ impl GroupStore {
 
     /// Updates the in-memory mirrors after the batch of `intent` was written.
     fn publish(&self, intent: &WriteIntent) {
-        self.last_commit_ts.fetch_max(intent.commit_ts, Ordering::SeqCst);
+        self.last_commit_ts
+            .fetch_max(intent.commit_ts, Ordering::SeqCst);
         if let Some(index) = intent.applied_index {
             self.applied_index.store(index, Ordering::SeqCst);
         }
@@ -69,8 +77,19 @@ impl GroupStore {
             let mut pins = self.pins.write();
             for m in &intent.mutations {
                 match *m {
-                    Mutation::Pin { id, ts, deadline_ms } => {
-                        pins.insert(id, super::api::Pin { id, ts, deadline_ms });
+                    Mutation::Pin {
+                        id,
+                        ts,
+                        deadline_ms,
+                    } => {
+                        pins.insert(
+                            id,
+                            super::api::Pin {
+                                id,
+                                ts,
+                                deadline_ms,
+                            },
+                        );
                     }
                     Mutation::Unpin { id } => {
                         pins.remove(&id);
@@ -102,7 +121,9 @@ impl GroupStore {
             if upper.as_ref().is_some_and(|u| u <= &lower) {
                 continue;
             }
-            let mut it = self.db.raw_iterator_cf_opt(data, range_read_options(lower, upper));
+            let mut it = self
+                .db
+                .raw_iterator_cf_opt(data, range_read_options(lower, upper));
             it.seek_to_first();
             // The first version met of each key is its newest.
             while let Some((key, _, ts)) = current_version(&it)? {
@@ -124,11 +145,23 @@ impl GroupStore {
         let mut batch = WriteBatch::default();
         for (i, m) in intent.mutations.iter().enumerate() {
             match m {
-                Mutation::Put { key, value, expire_at } => {
-                    batch.put_cf(data, encode_data_key(key, commit_ts), encode_put(value, *expire_at, intent.start_ts));
+                Mutation::Put {
+                    key,
+                    value,
+                    expire_at,
+                } => {
+                    batch.put_cf(
+                        data,
+                        encode_data_key(key, commit_ts),
+                        encode_put(value, *expire_at, intent.start_ts),
+                    );
                 }
                 Mutation::Delete { key } => {
-                    batch.put_cf(data, encode_data_key(key, commit_ts), encode_tombstone(intent.start_ts));
+                    batch.put_cf(
+                        data,
+                        encode_data_key(key, commit_ts),
+                        encode_tombstone(intent.start_ts),
+                    );
                 }
                 Mutation::DeleteRange { start, end } => {
                     let tombstone = encode_tombstone(intent.start_ts);
@@ -137,13 +170,21 @@ impl GroupStore {
                     let purged: Vec<(Vec<u8>, Option<Vec<u8>>)> = intent.mutations[..i]
                         .iter()
                         .filter_map(|m| match m {
-                            Mutation::PurgeRange { start, end } => {
-                                Some((keys::physical_bound(start), end.as_deref().map(keys::physical_bound)))
-                            }
+                            Mutation::PurgeRange { start, end } => Some((
+                                keys::physical_bound(start),
+                                end.as_deref().map(keys::physical_bound),
+                            )),
                             _ => None,
                         })
                         .collect();
-                    self.tombstone_live_range(&mut batch, start, end.as_deref(), commit_ts, &tombstone, &purged)?;
+                    self.tombstone_live_range(
+                        &mut batch,
+                        start,
+                        end.as_deref(),
+                        commit_ts,
+                        &tombstone,
+                        &purged,
+                    )?;
                     // Keys put earlier in this same intent are live at the
                     // commit ts too, though not yet in the database.
                     for earlier in &intent.mutations[..i] {
@@ -166,9 +207,10 @@ impl GroupStore {
                         }
                         None => {
                             for cf in [data, lock] {
-                                let mut it = self
-                                    .db
-                                    .raw_iterator_cf_opt(cf, range_read_options(lower.clone(), None));
+                                let mut it = self.db.raw_iterator_cf_opt(
+                                    cf,
+                                    range_read_options(lower.clone(), None),
+                                );
                                 it.seek_to_last();
                                 if let Some(last) = it.key() {
                                     batch.delete_range_cf(cf, lower.as_slice(), last);
@@ -179,7 +221,9 @@ impl GroupStore {
                             // Earlier writes of this intent may lie beyond the
                             // database's last key.
                             for earlier in &intent.mutations[..i] {
-                                if let Mutation::Put { key, .. } | Mutation::Delete { key } = earlier {
+                                if let Mutation::Put { key, .. } | Mutation::Delete { key } =
+                                    earlier
+                                {
                                     if key >= start {
                                         batch.delete_cf(data, encode_data_key(key, commit_ts));
                                     }
@@ -194,8 +238,16 @@ impl GroupStore {
                 Mutation::MetaDelete { key } => {
                     batch.delete_cf(meta_cf, meta::state_machine_key(key));
                 }
-                Mutation::Pin { id, ts, deadline_ms } => {
-                    let pin = super::api::Pin { id: *id, ts: *ts, deadline_ms: *deadline_ms };
+                Mutation::Pin {
+                    id,
+                    ts,
+                    deadline_ms,
+                } => {
+                    let pin = super::api::Pin {
+                        id: *id,
+                        ts: *ts,
+                        deadline_ms: *deadline_ms,
+                    };
                     batch.put_cf(meta_cf, meta::pin_key(*id), meta::encode_pin(&pin));
                 }
                 Mutation::Unpin { id } => {
@@ -207,7 +259,11 @@ impl GroupStore {
             batch.put_cf(meta_cf, meta::LAST_COMMIT_TS_KEY, commit_ts.to_be_bytes());
         }
         if let Some(index) = intent.applied_index {
-            batch.put_cf(meta_cf, meta::APPLIED_INDEX_KEY, meta::encode_applied_index(index));
+            batch.put_cf(
+                meta_cf,
+                meta::APPLIED_INDEX_KEY,
+                meta::encode_applied_index(index),
+            );
         }
         Ok(batch)
     }
@@ -230,7 +286,9 @@ impl GroupStore {
         if upper.as_ref().is_some_and(|u| u <= &lower) {
             return Ok(());
         }
-        let mut it: RawIter<'_> = self.db.raw_iterator_cf_opt(data, range_read_options(lower, upper));
+        let mut it: RawIter<'_> = self
+            .db
+            .raw_iterator_cf_opt(data, range_read_options(lower, upper));
         it.seek_to_first();
         let mut prefix = Vec::new();
         while let Some((key, _, ts)) = current_version(&it)? {
@@ -245,9 +303,9 @@ impl GroupStore {
             let Some((key, value, _)) = current_version(&it)? else {
                 break;
             };
-            let was_purged = purged
-                .iter()
-                .any(|(lo, hi)| key >= lo.as_slice() && hi.as_ref().is_none_or(|h| key < h.as_slice()));
+            let was_purged = purged.iter().any(|(lo, hi)| {
+                key >= lo.as_slice() && hi.as_ref().is_none_or(|h| key < h.as_slice())
+            });
             if !was_purged && decode_value_ref(key, value)?.is_live_at(commit_ts) {
                 batch.put_cf(data, data_key_from_prefix(&prefix, commit_ts), tombstone);
             }
@@ -263,14 +321,24 @@ mod tests {
     use crate::storage::options::StoreOptions;
 
     fn put(key: &[u8]) -> Mutation {
-        Mutation::Put { key: key.to_vec(), value: b"v".to_vec(), expire_at: 0 }
+        Mutation::Put {
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+            expire_at: 0,
+        }
     }
 
     #[test]
     fn conflicts_write_only_the_applied_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let first = WriteIntent { start_ts: 1, commit_ts: 10, mutations: vec![put(b"k")], applied_index: Some(1), ..Default::default() };
+        let first = WriteIntent {
+            start_ts: 1,
+            commit_ts: 10,
+            mutations: vec![put(b"k")],
+            applied_index: Some(1),
+            ..Default::default()
+        };
         assert_eq!(store.apply(&first).unwrap(), Outcome::Committed);
         assert_eq!(store.apply(&first).unwrap(), Outcome::AlreadyApplied);
         let stale = WriteIntent {
@@ -282,7 +350,10 @@ mod tests {
             applied_index: Some(2),
             ..Default::default()
         };
-        assert_eq!(store.apply(&stale).unwrap(), Outcome::Conflict { key: b"k".to_vec() });
+        assert_eq!(
+            store.apply(&stale).unwrap(),
+            Outcome::Conflict { key: b"k".to_vec() }
+        );
         assert_eq!(store.applied_index(), 2);
         assert_eq!(store.get(b"other", 30).unwrap(), None);
         assert_eq!(store.last_commit_ts(), 10);
@@ -292,19 +363,46 @@ mod tests {
     fn delete_range_and_purge_range() {
         let dir = tempfile::tempdir().unwrap();
         let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let load = WriteIntent { start_ts: 1, commit_ts: 10, mutations: vec![put(b"a"), put(b"b"), put(b"c")], ..Default::default() };
+        let load = WriteIntent {
+            start_ts: 1,
+            commit_ts: 10,
+            mutations: vec![put(b"a"), put(b"b"), put(b"c")],
+            ..Default::default()
+        };
         store.apply(&load).unwrap();
         let del = WriteIntent {
             start_ts: 19,
             commit_ts: 20,
-            mutations: vec![put(b"bb"), Mutation::DeleteRange { start: b"b".to_vec(), end: Some(b"c".to_vec()) }],
+            mutations: vec![
+                put(b"bb"),
+                Mutation::DeleteRange {
+                    start: b"b".to_vec(),
+                    end: Some(b"c".to_vec()),
+                },
+            ],
             ..Default::default()
         };
         store.apply(&del).unwrap();
         assert_eq!(store.get(b"b", 25).unwrap(), None);
-        assert_eq!(store.get(b"bb", 25).unwrap(), None, "a put earlier in the batch is deleted too");
-        assert_eq!(store.get(b"b", 15).unwrap().unwrap().commit_ts, 10, "history stays");
-        let purge = WriteIntent { start_ts: 29, commit_ts: 30, mutations: vec![Mutation::PurgeRange { start: b"b".to_vec(), end: None }], ..Default::default() };
+        assert_eq!(
+            store.get(b"bb", 25).unwrap(),
+            None,
+            "a put earlier in the batch is deleted too"
+        );
+        assert_eq!(
+            store.get(b"b", 15).unwrap().unwrap().commit_ts,
+            10,
+            "history stays"
+        );
+        let purge = WriteIntent {
+            start_ts: 29,
+            commit_ts: 30,
+            mutations: vec![Mutation::PurgeRange {
+                start: b"b".to_vec(),
+                end: None,
+            }],
+            ..Default::default()
+        };
         store.apply(&purge).unwrap();
         assert_eq!(store.latest_commit_ts(b"b").unwrap(), None);
         assert_eq!(store.latest_commit_ts(b"c").unwrap(), None);

@@ -68,7 +68,11 @@ struct VersionFacts {
 }
 
 /// Indices (into `versions`, newest first) of the versions to delete.
-fn versions_to_drop(versions: &[VersionFacts], target: Timestamp, readers: &[Timestamp]) -> Vec<usize> {
+fn versions_to_drop(
+    versions: &[VersionFacts],
+    target: Timestamp,
+    readers: &[Timestamp],
+) -> Vec<usize> {
     let mut keep = vec![false; versions.len()];
     let mut dead_visible = Vec::new();
     let mut oldest_live_kept: Option<usize> = None;
@@ -99,7 +103,10 @@ fn versions_to_drop(versions: &[VersionFacts], target: Timestamp, readers: &[Tim
     (0..versions.len()).filter(|&i| !keep[i]).collect()
 }
 
-fn excluded_end<'a>(phys: &[u8], exclude: &'a [(Vec<u8>, Option<Vec<u8>>)]) -> Option<Option<&'a Vec<u8>>> {
+fn excluded_end<'a>(
+    phys: &[u8],
+    exclude: &'a [(Vec<u8>, Option<Vec<u8>>)],
+) -> Option<Option<&'a Vec<u8>>> {
     exclude
         .iter()
         .find(|(lo, hi)| phys >= lo.as_slice() && hi.as_ref().is_none_or(|h| phys < h.as_slice()))
@@ -110,7 +117,11 @@ impl GroupStore {
     /// Compacts history up to `target` (see the module docs). A target at or
     /// below the current watermark only removes lapsed pins. An interrupted
     /// run is resumed (its target wins if higher).
-    pub fn compact(&self, target: Timestamp, opts: &CompactOptions) -> Result<CompactStats, StorageError> {
+    pub fn compact(
+        &self,
+        target: Timestamp,
+        opts: &CompactOptions,
+    ) -> Result<CompactStats, StorageError> {
         let _maintenance = self.maintenance_lock.lock();
         let Some(plan) = self.begin_compaction(target, opts)? else {
             return Ok(CompactStats {
@@ -126,11 +137,18 @@ impl GroupStore {
 
     /// Drops lapsed pins and, if the target is new, fsyncs the pending
     /// watermark and raises the read fence. Returns the pending record.
-    fn begin_compaction(&self, requested: Timestamp, opts: &CompactOptions) -> Result<Option<WatermarkRecord>, StorageError> {
+    fn begin_compaction(
+        &self,
+        requested: Timestamp,
+        opts: &CompactOptions,
+    ) -> Result<Option<WatermarkRecord>, StorageError> {
         let meta_cf = self.cf(Cf::Meta)?;
         let _apply = self.apply_lock.lock();
         let retention = self.retention.read().clone();
-        let interrupted = retention.pending.as_ref().filter(|p| p.ts > retention.committed.ts);
+        let interrupted = retention
+            .pending
+            .as_ref()
+            .filter(|p| p.ts > retention.committed.ts);
         let target = requested.max(interrupted.map_or(0, |p| p.ts));
         let previous = retention.effective().clone();
         let pins = self.pins.read().clone();
@@ -151,7 +169,10 @@ impl GroupStore {
                 .collect();
             honoured.sort_unstable();
             honoured.dedup();
-            WatermarkRecord { ts: target, honoured }
+            WatermarkRecord {
+                ts: target,
+                honoured,
+            }
         });
         if let Some(plan) = &plan {
             batch.put_cf(meta_cf, meta::PENDING_WATERMARK_KEY, plan.encode());
@@ -173,7 +194,11 @@ impl GroupStore {
         Ok(plan)
     }
 
-    fn gc_pass(&self, plan: &WatermarkRecord, opts: &CompactOptions) -> Result<CompactStats, StorageError> {
+    fn gc_pass(
+        &self,
+        plan: &WatermarkRecord,
+        opts: &CompactOptions,
+    ) -> Result<CompactStats, StorageError> {
         let data = self.cf(Cf::Data)?;
         let mut readers = plan.honoured.clone();
         readers.push(plan.ts);
@@ -181,14 +206,21 @@ impl GroupStore {
         let exclude: Vec<(Vec<u8>, Option<Vec<u8>>)> = opts
             .exclude
             .iter()
-            .map(|(lo, hi)| (keys::physical_bound(lo), hi.as_deref().map(keys::physical_bound)))
+            .map(|(lo, hi)| {
+                (
+                    keys::physical_bound(lo),
+                    hi.as_deref().map(keys::physical_bound),
+                )
+            })
             .collect();
         let batch_keys = opts.batch_keys.max(1);
         let mut stats = CompactStats::default();
         let mut cursor: Vec<u8> = Vec::new();
         loop {
             let _apply = self.apply_lock.lock();
-            let mut it = self.db.raw_iterator_cf_opt(data, range_read_options(Vec::new(), None));
+            let mut it = self
+                .db
+                .raw_iterator_cf_opt(data, range_read_options(Vec::new(), None));
             it.seek(&cursor);
             let mut batch = WriteBatch::default();
             let mut examined = 0usize;
@@ -218,7 +250,11 @@ impl GroupStore {
                         break;
                     }
                     if key.len() != prefix.len() + TS_LEN {
-                        return Err(StorageError::corrupt("data", key, "trailing bytes after the version timestamp"));
+                        return Err(StorageError::corrupt(
+                            "data",
+                            key,
+                            "trailing bytes after the version timestamp",
+                        ));
                     }
                     let v = decode_value_ref(key, value)?;
                     versions.push(VersionFacts {
@@ -303,7 +339,12 @@ fn unix_now_ms() -> u64 {
 }
 
 impl CompactionRunner {
-    pub fn spawn<F>(store: Arc<GroupStore>, interval: Duration, batch_keys: usize, mut plan: F) -> std::io::Result<CompactionRunner>
+    pub fn spawn<F>(
+        store: Arc<GroupStore>,
+        interval: Duration,
+        batch_keys: usize,
+        mut plan: F,
+    ) -> std::io::Result<CompactionRunner>
     where
         F: FnMut() -> Option<CompactionPlan> + Send + 'static,
     {
@@ -317,7 +358,9 @@ impl CompactionRunner {
             .spawn(move || {
                 loop {
                     {
-                        let Ok(mut state) = worker.state.lock() else { return };
+                        let Ok(mut state) = worker.state.lock() else {
+                            return;
+                        };
                         if !state.stop && !state.triggered {
                             state = match worker.wake.wait_timeout(state, interval) {
                                 Ok((s, _)) => s,
@@ -339,7 +382,9 @@ impl CompactionRunner {
                     if let Err(e) = &result {
                         tracing::warn!(error = %e, "background compaction failed");
                     }
-                    let Ok(mut state) = worker.state.lock() else { return };
+                    let Ok(mut state) = worker.state.lock() else {
+                        return;
+                    };
                     state.runs += 1;
                     state.last = Some(result);
                     worker.wake.notify_all();
@@ -372,7 +417,9 @@ impl CompactionRunner {
     /// Waits (at most `timeout`) until at least `runs` runs have completed.
     pub fn wait_for_runs(&self, runs: u64, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
-        let Ok(mut state) = self.shared.state.lock() else { return false };
+        let Ok(mut state) = self.shared.state.lock() else {
+            return false;
+        };
         while state.runs < runs {
             let now = std::time::Instant::now();
             if now >= deadline {
@@ -413,13 +460,23 @@ mod tests {
     use super::*;
 
     fn v(ts: Timestamp, tombstone: bool, expire_at: Timestamp) -> VersionFacts {
-        VersionFacts { phys: Vec::new(), ts, tombstone, expire_at }
+        VersionFacts {
+            phys: Vec::new(),
+            ts,
+            tombstone,
+            expire_at,
+        }
     }
 
     #[test]
     fn keeps_newer_and_visible_versions() {
         // Newest first: 20, 8, 5, 1; target 10, pin at 6.
-        let versions = [v(20, false, 0), v(8, false, 0), v(5, false, 0), v(1, false, 0)];
+        let versions = [
+            v(20, false, 0),
+            v(8, false, 0),
+            v(5, false, 0),
+            v(1, false, 0),
+        ];
         assert_eq!(versions_to_drop(&versions, 10, &[10, 6]), vec![3]);
         assert_eq!(versions_to_drop(&versions, 10, &[10]), vec![2, 3]);
     }
@@ -430,14 +487,20 @@ mod tests {
         let versions = [v(5, true, 0), v(1, false, 0)];
         assert_eq!(versions_to_drop(&versions, 10, &[10]), vec![0, 1]);
         // A pin at 3 keeps put@1, so the tombstone must stay to hide it at 10.
-        assert_eq!(versions_to_drop(&versions, 10, &[10, 3]), Vec::<usize>::new());
+        assert_eq!(
+            versions_to_drop(&versions, 10, &[10, 3]),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
     fn expired_versions_go_unless_a_pin_still_sees_them() {
         let versions = [v(5, false, 7)];
         assert_eq!(versions_to_drop(&versions, 10, &[10]), vec![0]);
-        assert_eq!(versions_to_drop(&versions, 10, &[10, 6]), Vec::<usize>::new());
+        assert_eq!(
+            versions_to_drop(&versions, 10, &[10, 6]),
+            Vec::<usize>::new()
+        );
     }
 }
 
@@ -452,20 +515,41 @@ mod runner_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(GroupStore::open(dir.path(), StoreOptions::default()).unwrap());
         for ts in [10u64, 20] {
-            let m = Mutation::Put { key: b"k".to_vec(), value: ts.to_be_bytes().to_vec(), expire_at: 0 };
-            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: vec![m], ..Default::default() }).unwrap();
+            let m = Mutation::Put {
+                key: b"k".to_vec(),
+                value: ts.to_be_bytes().to_vec(),
+                expire_at: 0,
+            };
+            store
+                .apply(&WriteIntent {
+                    start_ts: ts - 1,
+                    commit_ts: ts,
+                    mutations: vec![m],
+                    ..Default::default()
+                })
+                .unwrap();
         }
-        let runner = CompactionRunner::spawn(Arc::clone(&store), Duration::from_secs(3600), 16, || {
-            Some(CompactionPlan { target: 25, exclude: Vec::new() })
-        })
-        .unwrap();
+        let runner =
+            CompactionRunner::spawn(Arc::clone(&store), Duration::from_secs(3600), 16, || {
+                Some(CompactionPlan {
+                    target: 25,
+                    exclude: Vec::new(),
+                })
+            })
+            .unwrap();
         runner.trigger();
         assert!(runner.wait_for_runs(1, Duration::from_secs(30)));
         let stats = runner.last_result().unwrap().unwrap();
         assert_eq!(stats.versions_removed, 1);
         assert_eq!(store.watermark(), 25);
         runner.stop();
-        assert!(matches!(store.get(b"k", 15), Err(StorageError::ReadTimestampCompacted { read_ts: 15, watermark: 25 })));
+        assert!(matches!(
+            store.get(b"k", 15),
+            Err(StorageError::ReadTimestampCompacted {
+                read_ts: 15,
+                watermark: 25
+            })
+        ));
         assert_eq!(store.get(b"k", 25).unwrap().unwrap().commit_ts, 20);
     }
 
@@ -476,13 +560,31 @@ mod runner_tests {
         for ts in [10u64, 20] {
             let muts = [b"a", b"m", b"z"]
                 .iter()
-                .map(|k| Mutation::Put { key: k.to_vec(), value: vec![], expire_at: 0 })
+                .map(|k| Mutation::Put {
+                    key: k.to_vec(),
+                    value: vec![],
+                    expire_at: 0,
+                })
                 .collect();
-            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: muts, ..Default::default() }).unwrap();
+            store
+                .apply(&WriteIntent {
+                    start_ts: ts - 1,
+                    commit_ts: ts,
+                    mutations: muts,
+                    ..Default::default()
+                })
+                .unwrap();
         }
-        let opts = CompactOptions { batch_keys: 1, exclude: vec![(b"m".to_vec(), Some(b"n".to_vec()))], now_ms: 0 };
+        let opts = CompactOptions {
+            batch_keys: 1,
+            exclude: vec![(b"m".to_vec(), Some(b"n".to_vec()))],
+            now_ms: 0,
+        };
         let stats = store.compact(30, &opts).unwrap();
-        assert_eq!(stats.versions_removed, 2, "a and z lose their old version, m keeps it");
+        assert_eq!(
+            stats.versions_removed, 2,
+            "a and z lose their old version, m keeps it"
+        );
         assert_eq!(stats.keys_examined, 2);
     }
 }

@@ -155,11 +155,16 @@ pub(crate) fn is_valid_escaped(escaped: &[u8]) -> bool {
 
 /// Decodes the user key of an escaped-key-plus-terminator prefix, naming
 /// `cf` and the full physical key `phys` in errors.
-pub(crate) fn decode_prefix(cf: &'static str, phys: &[u8], prefix: &[u8]) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn decode_prefix(
+    cf: &'static str,
+    phys: &[u8],
+    prefix: &[u8],
+) -> Result<Vec<u8>, StorageError> {
     let escaped = prefix
         .strip_suffix(&TERMINATOR)
         .ok_or_else(|| StorageError::corrupt(cf, phys, "missing key terminator 0x00 0x01"))?;
-    unescape(escaped).ok_or_else(|| StorageError::corrupt(cf, phys, "invalid escape sequence in key"))
+    unescape(escaped)
+        .ok_or_else(|| StorageError::corrupt(cf, phys, "invalid escape sequence in key"))
 }
 
 /// Decodes a data column family key into (user key, commit ts).
@@ -200,7 +205,10 @@ mod tests {
 
     fn small_key() -> impl Strategy<Value = Vec<u8>> {
         // Bias towards 0x00, 0x01 and 0xFF, the bytes the escaping cares about.
-        prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..8)
+        prop::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()],
+            0..8,
+        )
     }
 
     #[test]
@@ -208,16 +216,27 @@ mod tests {
         assert_eq!(escape(b"a\x00b"), b"a\x00\xFFb".to_vec());
         assert_eq!(
             encode_data_key(b"k", 1),
-            [b'k', 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE].to_vec()
+            [
+                b'k', 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE
+            ]
+            .to_vec()
         );
         assert_eq!(encode_lock_key(b""), vec![0x00, 0x01]);
     }
 
     #[test]
     fn rejects_malformed_keys() {
-        for bad in [&b""[..], b"short", b"k\x00\x01\x00", b"k\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00"] {
+        for bad in [
+            &b""[..],
+            b"short",
+            b"k\x00\x01\x00",
+            b"k\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00",
+        ] {
             let err = decode_data_key(bad).unwrap_err();
-            assert!(matches!(err, StorageError::Corrupt { cf: "data", .. }), "{err}");
+            assert!(
+                matches!(err, StorageError::Corrupt { cf: "data", .. }),
+                "{err}"
+            );
         }
         // A bare 0x00 inside the escaped key is not a valid escape.
         let err = decode_data_key(b"a\x00bc\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00").unwrap_err();

@@ -15,9 +15,9 @@
 //! never collide; every fixed-size record is length-checked on decode and
 //! the applied index is checksummed, so a flipped byte is detected.
 
+use super::api::Pin;
 use super::error::StorageError;
 use crate::clock::Timestamp;
-use super::api::Pin;
 
 pub const STORE_PREFIX: u8 = 0x01;
 pub const STATE_MACHINE_PREFIX: u8 = 0x02;
@@ -108,7 +108,10 @@ impl WatermarkRecord {
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<WatermarkRecord, StorageError> {
         let bad = |reason: String| StorageError::corrupt("meta", key, reason);
         if bytes.len() < 12 {
-            return Err(bad(format!("watermark record is {} bytes, below 12", bytes.len())));
+            return Err(bad(format!(
+                "watermark record is {} bytes, below 12",
+                bytes.len()
+            )));
         }
         let count = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         if bytes.len() != 12 + 8 * count {
@@ -120,7 +123,9 @@ impl WatermarkRecord {
         let ts = u64_at(bytes, 0);
         let honoured: Vec<Timestamp> = (0..count).map(|i| u64_at(bytes, 12 + 8 * i)).collect();
         if honoured.windows(2).any(|w| w[0] >= w[1]) || honoured.last().is_some_and(|&h| h >= ts) {
-            return Err(bad("honoured pin timestamps not ascending below the watermark".into()));
+            return Err(bad(
+                "honoured pin timestamps not ascending below the watermark".into(),
+            ));
         }
         Ok(WatermarkRecord { ts, honoured })
     }

@@ -85,6 +85,7 @@ pub fn open_db(path: &Path, opts: &StoreOptions) -> Result<Arc<DB>, StorageError
     let descriptors = Cf::ALL
         .into_iter()
         .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
-    let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(StorageError::rocks("open"))?;
+    let db = DB::open_cf_descriptors(&db_opts, path, descriptors)
+        .map_err(StorageError::rocks("open"))?;
     Ok(Arc::new(db))
 }

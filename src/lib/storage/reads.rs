@@ -11,7 +11,9 @@ use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 
 use super::api::{Cf, Direction, ScanPage, ScanRequest, VersionedValue};
 use super::error::StorageError;
-use super::keys::{self, TS_LEN, data_key_from_prefix, decode_prefix, prefix_successor, split_data_key};
+use super::keys::{
+    self, TS_LEN, data_key_from_prefix, decode_prefix, prefix_successor, split_data_key,
+};
 use super::store::GroupStore;
 use super::value::{VersionRef, decode_value_ref};
 use crate::clock::Timestamp;
@@ -47,11 +49,17 @@ pub(crate) fn iter_status(it: &RawIter<'_>) -> Result<(), StorageError> {
 
 /// The iterator's current data key split into (prefix, ts), or a corruption
 /// error naming it. `None` when the iterator is exhausted (status checked).
-pub(crate) fn current_version<'i>(it: &'i RawIter<'_>) -> Result<Option<(&'i [u8], &'i [u8], Timestamp)>, StorageError> {
+pub(crate) fn current_version<'i>(
+    it: &'i RawIter<'_>,
+) -> Result<Option<(&'i [u8], &'i [u8], Timestamp)>, StorageError> {
     match it.item() {
         Some((key, value)) => {
             let (_, ts) = split_data_key(key).ok_or_else(|| {
-                StorageError::corrupt("data", key, "malformed data key (expected escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp)")
+                StorageError::corrupt(
+                    "data",
+                    key,
+                    "malformed data key (expected escaped key ‖ 0x00 0x01 ‖ 8-byte timestamp)",
+                )
             })?;
             Ok(Some((key, value, ts)))
         }
@@ -82,7 +90,11 @@ fn row(
 ) -> VersionedValue {
     VersionedValue {
         key: user_key,
-        value: if keys_only { Vec::new() } else { v.body.to_vec() },
+        value: if keys_only {
+            Vec::new()
+        } else {
+            v.body.to_vec()
+        },
         commit_ts,
         start_ts: v.start_ts,
         expire_at: v.expire_at,
@@ -91,16 +103,28 @@ fn row(
 
 impl GroupStore {
     /// Value of `key` visible at `read_ts`, if live.
-    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, StorageError> {
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+    pub fn get(
+        &self,
+        key: &[u8],
+        read_ts: Timestamp,
+    ) -> Result<Option<VersionedValue>, StorageError> {
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
         self.check_read_ts(read_ts)?;
         let prefix = keys::encode_key_prefix(key);
         visible_at(&mut it, &prefix, key, read_ts)
     }
 
     /// `get` for many keys through one iterator; results in input order.
-    pub fn multi_get(&self, keys_in: &[Vec<u8>], read_ts: Timestamp) -> Result<Vec<Option<VersionedValue>>, StorageError> {
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+    pub fn multi_get(
+        &self,
+        keys_in: &[Vec<u8>],
+        read_ts: Timestamp,
+    ) -> Result<Vec<Option<VersionedValue>>, StorageError> {
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
         self.check_read_ts(read_ts)?;
         let mut order: Vec<usize> = (0..keys_in.len()).collect();
         order.sort_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
@@ -115,7 +139,9 @@ impl GroupStore {
     /// Commit ts of the newest version of `key` of any kind (tombstones and
     /// expired values included); not fenced by the watermark.
     pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
         let prefix = keys::encode_key_prefix(key);
         newest_version_ts(&mut it, &prefix)
     }
@@ -160,7 +186,10 @@ impl GroupStore {
 
 /// Newest version ts of the key with `prefix` (iterator in prefix mode or
 /// total order; it is re-seeked).
-pub(crate) fn newest_version_ts(it: &mut RawIter<'_>, prefix: &[u8]) -> Result<Option<Timestamp>, StorageError> {
+pub(crate) fn newest_version_ts(
+    it: &mut RawIter<'_>,
+    prefix: &[u8],
+) -> Result<Option<Timestamp>, StorageError> {
     it.seek(data_key_from_prefix(prefix, Timestamp::MAX));
     match current_version(it)? {
         Some((key, _, ts)) if key.starts_with(prefix) => {
@@ -174,7 +203,11 @@ pub(crate) fn newest_version_ts(it: &mut RawIter<'_>, prefix: &[u8]) -> Result<O
 /// A key that starts with a prefix must be exactly prefix ‖ 8 bytes.
 fn check_version_key(key: &[u8], prefix: &[u8]) -> Result<(), StorageError> {
     if key.len() != prefix.len() + TS_LEN {
-        return Err(StorageError::corrupt("data", key, "trailing bytes after the version timestamp"));
+        return Err(StorageError::corrupt(
+            "data",
+            key,
+            "trailing bytes after the version timestamp",
+        ));
     }
     Ok(())
 }
@@ -195,7 +228,8 @@ fn visible_at(
     }
     check_version_key(key, prefix)?;
     let v = decode_value_ref(key, value)?;
-    Ok(v.is_live_at(read_ts).then(|| row(user_key.to_vec(), ts, &v, false)))
+    Ok(v.is_live_at(read_ts)
+        .then(|| row(user_key.to_vec(), ts, &v, false)))
 }
 
 fn scan_forward(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, StorageError> {
@@ -248,7 +282,10 @@ fn scan_reverse(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, Sto
         check_version_key(key, &prefix)?;
         let mut found = if ts <= req.read_ts {
             let v = decode_value_ref(key, value)?;
-            Some(v.is_live_at(req.read_ts).then(|| row(Vec::new(), ts, &v, req.keys_only)))
+            Some(
+                v.is_live_at(req.read_ts)
+                    .then(|| row(Vec::new(), ts, &v, req.keys_only)),
+            )
         } else {
             None
         };
@@ -261,7 +298,10 @@ fn scan_reverse(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, Sto
                 Some((k, val, ts)) if k.starts_with(&prefix) => {
                     check_version_key(k, &prefix)?;
                     let v = decode_value_ref(k, val)?;
-                    Some(v.is_live_at(req.read_ts).then(|| row(Vec::new(), ts, &v, req.keys_only)))
+                    Some(
+                        v.is_live_at(req.read_ts)
+                            .then(|| row(Vec::new(), ts, &v, req.keys_only)),
+                    )
                 }
                 _ => None,
             };
@@ -290,48 +330,110 @@ mod tests {
 
     fn store_with(versions: &[(&[u8], u64, Option<u64>)]) -> (tempfile::TempDir, GroupStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = GroupStore::open(dir.path(), StoreOptions { sync_writes: false, ..StoreOptions::default() }).unwrap();
+        let store = GroupStore::open(
+            dir.path(),
+            StoreOptions {
+                sync_writes: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
         for &(key, ts, expire) in versions {
             let m = match expire {
-                Some(expire_at) => Mutation::Put { key: key.to_vec(), value: ts.to_be_bytes().to_vec(), expire_at },
+                Some(expire_at) => Mutation::Put {
+                    key: key.to_vec(),
+                    value: ts.to_be_bytes().to_vec(),
+                    expire_at,
+                },
                 None => Mutation::Delete { key: key.to_vec() },
             };
-            store.apply(&WriteIntent { start_ts: ts - 1, commit_ts: ts, mutations: vec![m], ..Default::default() }).unwrap();
+            store
+                .apply(&WriteIntent {
+                    start_ts: ts - 1,
+                    commit_ts: ts,
+                    mutations: vec![m],
+                    ..Default::default()
+                })
+                .unwrap();
         }
         (dir, store)
     }
 
-    fn scan(store: &GroupStore, direction: Direction, read_ts: u64, limit: usize, resume: Option<Vec<u8>>) -> ScanPage {
+    fn scan(
+        store: &GroupStore,
+        direction: Direction,
+        read_ts: u64,
+        limit: usize,
+        resume: Option<Vec<u8>>,
+    ) -> ScanPage {
         store
-            .scan(&ScanRequest { start: Vec::new(), end: None, read_ts, limit, direction, resume, keys_only: false })
+            .scan(&ScanRequest {
+                start: Vec::new(),
+                end: None,
+                read_ts,
+                limit,
+                direction,
+                resume,
+                keys_only: false,
+            })
             .unwrap()
     }
 
     #[test]
     fn newest_visible_version_wins_and_tombstones_and_ttl_hide() {
-        let (_d, store) = store_with(&[(b"a", 10, Some(0)), (b"a", 20, None), (b"a", 30, Some(35)), (b"b", 5, Some(0))]);
+        let (_d, store) = store_with(&[
+            (b"a", 10, Some(0)),
+            (b"a", 20, None),
+            (b"a", 30, Some(35)),
+            (b"b", 5, Some(0)),
+        ]);
         assert_eq!(store.get(b"a", 9).unwrap(), None);
         assert_eq!(store.get(b"a", 15).unwrap().unwrap().commit_ts, 10);
-        assert_eq!(store.get(b"a", 25).unwrap(), None, "tombstone hides older value");
+        assert_eq!(
+            store.get(b"a", 25).unwrap(),
+            None,
+            "tombstone hides older value"
+        );
         assert_eq!(store.get(b"a", 34).unwrap().unwrap().expire_at, 35);
         assert_eq!(store.get(b"a", 35).unwrap(), None, "expired, no fall-back");
         assert_eq!(store.latest_commit_ts(b"a").unwrap(), Some(30));
         assert_eq!(store.latest_commit_ts(b"zz").unwrap(), None);
-        let got = store.multi_get(&[b"b".to_vec(), b"a".to_vec(), b"b".to_vec()], 15).unwrap();
-        assert_eq!(got.iter().map(|v| v.as_ref().map(|v| v.commit_ts)).collect::<Vec<_>>(), vec![Some(5), Some(10), Some(5)]);
+        let got = store
+            .multi_get(&[b"b".to_vec(), b"a".to_vec(), b"b".to_vec()], 15)
+            .unwrap();
+        assert_eq!(
+            got.iter()
+                .map(|v| v.as_ref().map(|v| v.commit_ts))
+                .collect::<Vec<_>>(),
+            vec![Some(5), Some(10), Some(5)]
+        );
     }
 
     #[test]
     fn paged_scans_resume_in_both_directions() {
-        let (_d, store) = store_with(&[(b"a", 10, Some(0)), (b"a\x00", 11, Some(0)), (b"b", 12, None), (b"c", 13, Some(0))]);
+        let (_d, store) = store_with(&[
+            (b"a", 10, Some(0)),
+            (b"a\x00", 11, Some(0)),
+            (b"b", 12, None),
+            (b"c", 13, Some(0)),
+        ]);
         let p1 = scan(&store, Direction::Forward, 100, 2, None);
-        assert_eq!(p1.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"a\x00".to_vec()]);
+        assert_eq!(
+            p1.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"a\x00".to_vec()]
+        );
         let p2 = scan(&store, Direction::Forward, 100, 2, p1.resume);
-        assert_eq!(p2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"c".to_vec()]);
+        assert_eq!(
+            p2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+            vec![b"c".to_vec()]
+        );
         assert_eq!(p2.resume, None);
         let r1 = scan(&store, Direction::Reverse, 100, 1, None);
         assert_eq!(r1.rows[0].key, b"c");
         let r2 = scan(&store, Direction::Reverse, 100, 5, r1.resume);
-        assert_eq!(r2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![b"a\x00".to_vec(), b"a".to_vec()]);
+        assert_eq!(
+            r2.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+            vec![b"a\x00".to_vec(), b"a".to_vec()]
+        );
     }
 }

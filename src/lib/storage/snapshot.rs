@@ -13,7 +13,9 @@
 
 use std::sync::atomic::Ordering;
 
-use rocksdb::{DB, DBIteratorWithThreadMode, IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch};
+use rocksdb::{
+    DB, DBIteratorWithThreadMode, IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch,
+};
 
 use super::api::Cf;
 use super::error::StorageError;
@@ -50,7 +52,11 @@ impl<'a> GroupSnapshot<'a> {
     pub fn iter(&self, cf: Cf) -> SnapshotIter<'_> {
         match self.store.cf(cf) {
             Ok(handle) => SnapshotIter {
-                inner: Some(self.snap.iterator_cf_opt(handle, ReadOptions::default(), IteratorMode::Start)),
+                inner: Some(self.snap.iterator_cf_opt(
+                    handle,
+                    ReadOptions::default(),
+                    IteratorMode::Start,
+                )),
                 error: None,
                 skip_marker: cf == Cf::Meta,
             },
@@ -84,7 +90,10 @@ impl Iterator for SnapshotIter<'_> {
                 Ok(kv) => return Some(Ok(kv)),
                 Err(e) => {
                     self.inner = None;
-                    return Some(Err(StorageError::Rocks { op: "snapshot iterate", source: e }));
+                    return Some(Err(StorageError::Rocks {
+                        op: "snapshot iterate",
+                        source: e,
+                    }));
                 }
             }
         }
@@ -177,7 +186,9 @@ impl GroupStore {
             validate_record(cf, &key, &value)?;
             batch.put_cf(self.cf(cf)?, &key, &value);
             records_in_batch += 1;
-            if records_in_batch >= RESTORE_BATCH_RECORDS || batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
+            if records_in_batch >= RESTORE_BATCH_RECORDS
+                || batch.size_in_bytes() >= RESTORE_BATCH_BYTES
+            {
                 self.write(std::mem::take(&mut batch), false, "restore write")?;
                 records_in_batch = 0;
             }
@@ -199,8 +210,15 @@ mod tests {
             start_ts: ts - 1,
             commit_ts: ts,
             mutations: vec![
-                Mutation::Put { key: key.to_vec(), value: key.to_vec(), expire_at: 0 },
-                Mutation::MetaPut { key: b"m".to_vec(), value: key.to_vec() },
+                Mutation::Put {
+                    key: key.to_vec(),
+                    value: key.to_vec(),
+                    expire_at: 0,
+                },
+                Mutation::MetaPut {
+                    key: b"m".to_vec(),
+                    value: key.to_vec(),
+                },
             ],
             applied_index: Some(index),
             ..WriteIntent::default()
@@ -211,7 +229,10 @@ mod tests {
     fn records(snap: &GroupSnapshot<'_>) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
         Cf::STATE_MACHINE
             .into_iter()
-            .flat_map(|cf| snap.iter(cf).map(move |r| r.map(|(k, v)| (cf, k.to_vec(), v.to_vec()))))
+            .flat_map(|cf| {
+                snap.iter(cf)
+                    .map(move |r| r.map(|(k, v)| (cf, k.to_vec(), v.to_vec())))
+            })
             .collect::<Result<_, _>>()
             .unwrap()
     }
@@ -236,7 +257,11 @@ mod tests {
         assert_eq!(b.applied_index(), 1);
         assert_eq!(b.last_commit_ts(), 10);
         assert_eq!(b.get(b"k1", 100).unwrap().unwrap().value, b"k1");
-        assert_eq!(b.get(b"old", 100).unwrap(), None, "restore replaces the old state");
+        assert_eq!(
+            b.get(b"old", 100).unwrap(),
+            None,
+            "restore replaces the old state"
+        );
         assert_eq!(b.meta_get(b"m").unwrap(), Some(b"k1".to_vec()));
     }
 

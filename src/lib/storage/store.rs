@@ -122,8 +122,10 @@ impl GroupStore {
         let fence = loaded.retention.effective().ts;
         *self.retention.write() = loaded.retention;
         self.fence_ts.store(fence, Ordering::SeqCst);
-        self.applied_index.store(loaded.applied_index, Ordering::SeqCst);
-        self.last_commit_ts.store(loaded.last_commit_ts, Ordering::SeqCst);
+        self.applied_index
+            .store(loaded.applied_index, Ordering::SeqCst);
+        self.last_commit_ts
+            .store(loaded.last_commit_ts, Ordering::SeqCst);
         self.restore_incomplete
             .store(loaded.restore_incomplete, Ordering::SeqCst);
         Ok(())
@@ -132,7 +134,9 @@ impl GroupStore {
     fn load_meta(&self) -> Result<LoadedMeta, StorageError> {
         let meta_cf = self.cf(Cf::Meta)?;
         let get = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
-            self.db.get_cf(meta_cf, key).map_err(StorageError::rocks("read meta"))
+            self.db
+                .get_cf(meta_cf, key)
+                .map_err(StorageError::rocks("read meta"))
         };
         // A corrupt applied index leaves the mirror at 0; callers learn of it
         // through `read_durable_applied_index` and restore from a snapshot.
@@ -149,7 +153,10 @@ impl GroupStore {
             None => WatermarkRecord::default(),
         };
         let pending = match get(&meta::PENDING_WATERMARK_KEY)? {
-            Some(bytes) => Some(WatermarkRecord::decode(&meta::PENDING_WATERMARK_KEY, &bytes)?),
+            Some(bytes) => Some(WatermarkRecord::decode(
+                &meta::PENDING_WATERMARK_KEY,
+                &bytes,
+            )?),
             None => None,
         };
         let mut pins = BTreeMap::new();
@@ -223,7 +230,11 @@ impl GroupStore {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(Cf::Meta)?, meta::APPLIED_INDEX_KEY, meta::encode_applied_index(index));
+        batch.put_cf(
+            self.cf(Cf::Meta)?,
+            meta::APPLIED_INDEX_KEY,
+            meta::encode_applied_index(index),
+        );
         self.write(batch, true, "raise applied index")?;
         self.applied_index.store(index, Ordering::SeqCst);
         Ok(())
@@ -280,10 +291,17 @@ impl GroupStore {
         }
     }
 
-    pub(crate) fn write(&self, batch: WriteBatch, sync: bool, op: &'static str) -> Result<(), StorageError> {
+    pub(crate) fn write(
+        &self,
+        batch: WriteBatch,
+        sync: bool,
+        op: &'static str,
+    ) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(batch, &wo).map_err(StorageError::rocks(op))
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(StorageError::rocks(op))
     }
 }
 
@@ -326,7 +344,10 @@ mod tests {
             store.raise_applied_index(42).unwrap();
             let mut rec = meta::encode_applied_index(42);
             rec[3] ^= 0x10;
-            store.db().put_cf(store.cf(Cf::Meta).unwrap(), meta::APPLIED_INDEX_KEY, rec).unwrap();
+            store
+                .db()
+                .put_cf(store.cf(Cf::Meta).unwrap(), meta::APPLIED_INDEX_KEY, rec)
+                .unwrap();
         }
         let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(store.applied_index(), 0);
@@ -339,7 +360,10 @@ mod tests {
     #[test]
     fn open_without_create_fails_on_missing_dir() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions { create_if_missing: false, ..StoreOptions::default() };
+        let opts = StoreOptions {
+            create_if_missing: false,
+            ..StoreOptions::default()
+        };
         assert!(GroupStore::open(&dir.path().join("absent"), opts).is_err());
     }
 }

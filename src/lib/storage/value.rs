@@ -76,12 +76,18 @@ pub fn encode_value(version: &StoredVersion) -> Vec<u8> {
     }
 }
 
-pub(crate) fn decode_value_ref<'a>(key_for_errors: &[u8], bytes: &'a [u8]) -> Result<VersionRef<'a>, StorageError> {
+pub(crate) fn decode_value_ref<'a>(
+    key_for_errors: &[u8],
+    bytes: &'a [u8],
+) -> Result<VersionRef<'a>, StorageError> {
     if bytes.len() < HEADER_LEN {
         return Err(StorageError::corrupt(
             "data",
             key_for_errors,
-            format!("value is {} bytes, shorter than the {HEADER_LEN}-byte header", bytes.len()),
+            format!(
+                "value is {} bytes, shorter than the {HEADER_LEN}-byte header",
+                bytes.len()
+            ),
         ));
     }
     let flags = bytes[0];
@@ -132,14 +138,17 @@ mod tests {
 
     fn version() -> impl Strategy<Value = StoredVersion> {
         prop_oneof![
-            (any::<u64>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..32)).prop_map(
-                |(expire_at, start_ts, value)| StoredVersion {
+            (
+                any::<u64>(),
+                any::<u64>(),
+                prop::collection::vec(any::<u8>(), 0..32)
+            )
+                .prop_map(|(expire_at, start_ts, value)| StoredVersion {
                     tombstone: false,
                     expire_at,
                     start_ts,
                     value
-                }
-            ),
+                }),
             any::<u64>().prop_map(|start_ts| StoredVersion {
                 tombstone: true,
                 expire_at: 0,
@@ -169,7 +178,12 @@ mod tests {
         assert!(err.to_string().contains("016b6579"), "{err}");
         let mut bad_flags = encode_put(b"v", 0, 1);
         bad_flags[0] = 0x80;
-        assert!(decode_value(b"k", &bad_flags).unwrap_err().to_string().contains("reserved"));
+        assert!(
+            decode_value(b"k", &bad_flags)
+                .unwrap_err()
+                .to_string()
+                .contains("reserved")
+        );
         let mut bad_tomb = encode_tombstone(1);
         bad_tomb.push(7);
         assert!(decode_value(b"k", &bad_tomb).is_err());
@@ -177,7 +191,12 @@ mod tests {
 
     #[test]
     fn liveness_respects_expiry() {
-        let v = StoredVersion { tombstone: false, expire_at: 10, start_ts: 1, value: vec![] };
+        let v = StoredVersion {
+            tombstone: false,
+            expire_at: 10,
+            start_ts: 1,
+            value: vec![],
+        };
         assert!(v.is_live_at(9));
         assert!(!v.is_live_at(10));
         let forever = StoredVersion { expire_at: 0, ..v };

@@ -177,15 +177,15 @@ impl<E: CommandExecutor, B: PubSubBroker> Connection<E, B> {
                 let _ = self.flush().await;
                 return Some(Exit::Quit);
             }
-            if self.session.is_subscribed() {
-                if let Err(exit) = self.deliver_messages() {
-                    return Some(exit);
-                }
+            if self.session.is_subscribed()
+                && let Err(exit) = self.deliver_messages()
+            {
+                return Some(exit);
             }
-            if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
-                if let Err(exit) = self.flush().await {
-                    return Some(exit);
-                }
+            if self.output.len() >= OUTPUT_FLUSH_THRESHOLD
+                && let Err(exit) = self.flush().await
+            {
+                return Some(exit);
             }
         }
     }

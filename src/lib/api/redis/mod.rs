@@ -12,6 +12,7 @@
 pub mod args;
 pub mod clients;
 pub mod command;
+pub mod commands;
 pub mod config;
 pub mod conn;
 pub mod executor;

@@ -2,11 +2,11 @@
 //! (protected mode without a password, `maxclients`) and runs each
 //! connection on its own task until shutdown.
 //!
-//! Shutdown is a `watch` channel: when it turns `true` the accept loop stops
-//! and every connection closes after its current command; `serve` returns
-//! once all connection tasks have ended.
+//! Shutdown is a `watch` channel: when it turns `true` (or its sender is
+//! dropped) the accept loop stops and every connection closes after its
+//! current command; `serve` returns once all connection tasks have ended.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
@@ -34,7 +34,8 @@ pub enum ServeError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// Serves the Redis protocol on `listener` until `shutdown` turns true.
+/// Serves the Redis protocol on `listener` until `shutdown` turns true or
+/// its sender is dropped.
 pub async fn serve<E: CommandExecutor, B: PubSubBroker>(
     listener: TcpListener,
     config: RedisConfig,
@@ -87,7 +88,7 @@ fn admit<E: CommandExecutor, B: PubSubBroker>(
 ) {
     let _ = stream.set_nodelay(true);
     let config = &context.config;
-    if config.password.is_none() && !config.allow_non_loopback && !peer.ip().is_loopback() {
+    if config.password.is_none() && !config.allow_non_loopback && !is_loopback(peer.ip()) {
         context.metrics.disconnect("protected_mode");
         warn!(%peer, "refused non-loopback redis client: no password configured");
         tasks.spawn(refuse(stream, ERR_PROTECTED_MODE.to_string()));
@@ -122,6 +123,16 @@ fn admit<E: CommandExecutor, B: PubSubBroker>(
     });
 }
 
+/// Loopback, including IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 async fn refuse(mut stream: TcpStream, message: String) {
     let line = format!("-{message}\r\n");
     let _ = tokio::time::timeout(
@@ -130,4 +141,18 @@ async fn refuse(mut stream: TcpStream, message: String) {
     )
     .await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("10.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    }
 }

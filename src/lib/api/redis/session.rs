@@ -603,8 +603,7 @@ impl<E: CommandExecutor, B: PubSubBroker> Session<E, B> {
         let mut addr = None;
         let mut laddr = None;
         let mut skip_me = true;
-        let mut pairs = args.chunks(2);
-        for pair in pairs.by_ref() {
+        for pair in args.chunks(2) {
             let [option, value] = pair else {
                 replies.push(Reply::error(ERR_SYNTAX));
                 return After::Continue;

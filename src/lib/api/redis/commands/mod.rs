@@ -1,0 +1,184 @@
+//! The [`CommandExecutor`] of the Redis front end: parses each data
+//! command's arguments and runs it against the Redis model
+//! ([`crate::model::redis`]) in one optimistic transaction.
+//!
+//! Invariants: one command = one [`Txn`] (begin → logic → commit), retried
+//! from scratch on a write conflict a bounded number of times; a MULTI/EXEC
+//! queue and a Lua script also run in exactly one transaction; command
+//! logic is synchronous over the transaction, so it is reusable from Lua;
+//! after every successful commit the keys the command wrote are signalled
+//! to blocked clients ([`RedisExecutor::notify_key_written`]).
+
+mod blocking;
+mod ctx;
+mod cursors;
+mod dispatch;
+mod hashes;
+mod keyspace;
+mod lists;
+mod server;
+mod sets;
+mod streams;
+mod strings;
+mod zsets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::args::Command;
+use super::executor::{ClientInfo, CommandExecutor, WatchToken, WatchedKey};
+use super::reply::{Protocol, Reply};
+use crate::model::redis::Db;
+use crate::txn::{KvBackend, Txn, TxnError};
+
+pub use blocking::KeyWaiters;
+pub use ctx::{CmdError, CmdResult, Ctx};
+pub use cursors::CursorTable;
+
+/// How many times a command is re-run after a write conflict.
+pub const MAX_CONFLICT_RETRIES: u32 = 16;
+
+/// Executes Redis data commands over a [`KvBackend`].
+pub struct RedisExecutor<B: KvBackend> {
+    backend: Arc<B>,
+    cursors: Mutex<CursorTable>,
+    waiters: KeyWaiters,
+    started: Instant,
+}
+
+impl<B: KvBackend> RedisExecutor<B> {
+    pub fn new(backend: Arc<B>) -> Self {
+        RedisExecutor {
+            backend,
+            cursors: Mutex::new(CursorTable::new(cursors::DEFAULT_CAPACITY)),
+            waiters: KeyWaiters::default(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// Wakes clients blocked on `key` (BLPOP, BRPOP, BZPOPMIN, XREAD BLOCK)
+    /// so they re-check it. The executor calls this after its own commits;
+    /// the node calls it when writes replicated from elsewhere apply.
+    pub fn notify_key_written(&self, key: &[u8]) {
+        self.waiters.notify(key);
+    }
+
+    /// One page of active expiry (see [`crate::model::redis::expire`]).
+    pub async fn expire_page(
+        &self,
+        resume: Option<&[u8]>,
+        budget: usize,
+    ) -> Result<crate::model::redis::expire::ExpiryPage, crate::model::redis::ModelError> {
+        crate::model::redis::expire::expire_page(&*self.backend, resume, budget).await
+    }
+
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Runs `body` in a transaction, retrying on conflict; signals the
+    /// written keys after a successful commit.
+    pub(crate) async fn run_txn<F>(&self, client: Option<&ClientInfo>, mut body: F) -> Reply
+    where
+        F: FnMut(&mut Ctx<'_, '_, '_, B>) -> Result<Reply, TxnError>,
+    {
+        let protocol = client.map_or(Protocol::Resp2, |c| c.protocol);
+        let mut backoff = Duration::from_millis(1);
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            let mut txn = match Txn::begin(&*self.backend).await {
+                Ok(txn) => txn,
+                Err(err) => return txn_error_reply(&err),
+            };
+            let (result, written) = {
+                let mut ctx = Ctx::new(Db::new(&mut txn), self, protocol);
+                let result = body(&mut ctx);
+                (result, std::mem::take(&mut ctx.written))
+            };
+            let reply = match result {
+                Ok(reply) => reply,
+                Err(err) => return txn_error_reply(&err),
+            };
+            match txn.commit().await {
+                Ok(_) => {
+                    for key in &written {
+                        self.notify_key_written(key);
+                    }
+                    return reply;
+                }
+                Err(TxnError::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+                Err(err) => return txn_error_reply(&err),
+            }
+        }
+        Reply::error("ERR transaction conflict: too many retries")
+    }
+}
+
+/// The reply for a transaction-level failure.
+pub fn txn_error_reply(err: &TxnError) -> Reply {
+    match err {
+        TxnError::Unavailable(reason) => Reply::error(format!("TRYAGAIN {reason}")),
+        TxnError::Conflict { .. } => Reply::error("ERR transaction conflict: too many retries"),
+        other => Reply::error(format!("ERR {other}")),
+    }
+}
+
+impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
+    async fn execute(&self, client: &ClientInfo, command: Command) -> Reply {
+        match command.name() {
+            "BLPOP" | "BRPOP" | "BZPOPMIN" => {
+                return blocking::run_blocking(self, client, &command).await;
+            }
+            "XREAD" => return blocking::run_xread(self, client, &command).await,
+            _ => {}
+        }
+        self.run_txn(Some(client), |ctx| dispatch::run(ctx, &command))
+            .await
+    }
+
+    async fn exec(
+        &self,
+        client: &ClientInfo,
+        watched: Vec<WatchedKey>,
+        queue: Vec<Command>,
+    ) -> Reply {
+        self.run_txn(Some(client), |ctx| {
+            for watch in &watched {
+                match ctx.db.meta(&watch.key) {
+                    Ok(meta) => {
+                        let token = meta.map_or(0, |m| m.commit_ts);
+                        if token != watch.token.0 {
+                            return Ok(Reply::NullArray);
+                        }
+                    }
+                    Err(err) => return ctx::settle(Err(err.into())),
+                }
+            }
+            ctx.in_multi = true;
+            let mut replies = Vec::with_capacity(queue.len());
+            for command in &queue {
+                replies.push(dispatch::run(ctx, command)?);
+            }
+            Ok(Reply::Array(replies))
+        })
+        .await
+    }
+
+    async fn watch_token(&self, key: &[u8]) -> Result<WatchToken, Reply> {
+        let mut txn = Txn::begin(&*self.backend)
+            .await
+            .map_err(|err| txn_error_reply(&err))?;
+        let meta = Db::new(&mut txn)
+            .meta(key)
+            .map_err(|err| ctx::settle(Err(err.into())).unwrap_or_else(|e| txn_error_reply(&e)))?;
+        Ok(WatchToken(meta.map_or(0, |m| m.commit_ts)))
+    }
+}

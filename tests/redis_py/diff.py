@@ -1,0 +1,158 @@
+"""Differential test: the same deterministic command corpus against real
+redis-server and against elastickv; replies must match.
+
+Usage: diff.py REDIS_PORT ELASTICKV_PORT SEED COUNT
+Prints every mismatch and exits 1 if there is any. Replies of commands
+whose order Redis leaves unspecified are compared sorted; random commands
+(SPOP, SRANDMEMBER) and SCAN-family commands are not in the corpus (see
+docs/redis-compatibility.md).
+"""
+import random
+import sys
+
+import redis
+
+KEYS = ["k0", "k1", "k2", "k3", "k4", "k5"]
+VALUES = ["a", "b", "c", "1", "2", "10", "-3", "1.5", "x y", ""]
+MEMBERS = ["m0", "m1", "m2", "m3", "m4"]
+SCORES = ["0", "1", "2", "-1", "2.5", "+inf", "-inf", "1e3", "nan", "abc"]
+INTS = ["0", "1", "-1", "2", "5", "-5", "100", "x", "9223372036854775807"]
+
+
+def gen(rng):
+    k = lambda: rng.choice(KEYS)
+    v = lambda: rng.choice(VALUES)
+    m = lambda: rng.choice(MEMBERS)
+    i = lambda: rng.choice(INTS)
+    s = lambda: rng.choice(SCORES)
+    bound = lambda: rng.choice(["-inf", "+inf", "0", "(1", "2", "(2.5", "x"])
+    lex = lambda: rng.choice(["-", "+", "[m1", "(m2", "[m3", "m0"])
+    choices = [
+        lambda: ["SET", k(), v()] + rng.choice([[], ["NX"], ["XX"], ["GET"], ["EX", "100"], ["KEEPTTL"], ["NX", "XX"], ["EX", "0"]]),
+        lambda: ["GET", k()],
+        lambda: ["GETSET", k(), v()],
+        lambda: ["GETDEL", k()],
+        lambda: ["MGET", k(), k(), k()],
+        lambda: ["MSET", k(), v(), k(), v()],
+        lambda: ["MSETNX", k(), v(), k(), v()],
+        lambda: ["SETNX", k(), v()],
+        lambda: ["INCR", k()],
+        lambda: ["DECRBY", k(), i()],
+        lambda: ["INCRBY", k(), i()],
+        lambda: ["INCRBYFLOAT", k(), rng.choice(["1.5", "2", "-0.5", "x"])],
+        lambda: ["APPEND", k(), v()],
+        lambda: ["STRLEN", k()],
+        lambda: ["GETRANGE", k(), i(), i()],
+        lambda: ["SETRANGE", k(), rng.choice(["0", "2", "-1"]), v()],
+        lambda: ["DEL", k(), k()],
+        lambda: ["EXISTS", k(), k()],
+        lambda: ["TYPE", k()],
+        lambda: ["TTL", k()],
+        lambda: ["EXPIRE", k(), rng.choice(["100", "200", "-1"])] + rng.choice([[], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"]]),
+        lambda: ["PERSIST", k()],
+        lambda: ["RENAME", k(), k()],
+        lambda: ["RENAMENX", k(), k()],
+        lambda: ["COPY", k(), k()] + rng.choice([[], ["REPLACE"]]),
+        lambda: ["HSET", k(), m(), v()] + rng.choice([[], [m(), v()]]),
+        lambda: ["HGET", k(), m()],
+        lambda: ["HMGET", k(), m(), m()],
+        lambda: ["HDEL", k(), m(), m()],
+        lambda: ["HLEN", k()],
+        lambda: ["HEXISTS", k(), m()],
+        lambda: ["HGETALL", k()],
+        lambda: ["HKEYS", k()],
+        lambda: ["HVALS", k()],
+        lambda: ["HSETNX", k(), m(), v()],
+        lambda: ["HINCRBY", k(), m(), i()],
+        lambda: ["HINCRBYFLOAT", k(), m(), rng.choice(["1.5", "x", "2"])],
+        lambda: ["HSTRLEN", k(), m()],
+        lambda: ["SADD", k(), m(), m()],
+        lambda: ["SREM", k(), m()],
+        lambda: ["SCARD", k()],
+        lambda: ["SISMEMBER", k(), m()],
+        lambda: ["SMISMEMBER", k(), m(), m()],
+        lambda: ["SMEMBERS", k()],
+        lambda: ["SMOVE", k(), k(), m()],
+        lambda: [rng.choice(["SINTER", "SUNION", "SDIFF"]), k(), k()],
+        lambda: [rng.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), k(), k(), k()],
+        lambda: [rng.choice(["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), k(), v(), v()],
+        lambda: [rng.choice(["LPOP", "RPOP"]), k()] + rng.choice([[], ["2"], ["0"], ["-1"]]),
+        lambda: ["LLEN", k()],
+        lambda: ["LRANGE", k(), i(), i()],
+        lambda: ["LINDEX", k(), i()],
+        lambda: ["LSET", k(), i(), v()],
+        lambda: ["LREM", k(), i(), v()],
+        lambda: ["LTRIM", k(), i(), i()],
+        lambda: ["LINSERT", k(), rng.choice(["BEFORE", "AFTER", "X"]), v(), v()],
+        lambda: ["LPOS", k(), v()] + rng.choice([[], ["RANK", "-1"], ["COUNT", "0"], ["RANK", "0"]]),
+        lambda: ["LMOVE", k(), k(), rng.choice(["LEFT", "RIGHT"]), rng.choice(["LEFT", "RIGHT"])],
+        lambda: ["RPOPLPUSH", k(), k()],
+        lambda: ["ZADD", k()] + rng.choice([[], ["NX"], ["XX"], ["GT"], ["CH"], ["INCR"], ["NX", "GT"]]) + [s(), m()],
+        lambda: ["ZADD", k(), s(), m(), s(), m()],
+        lambda: ["ZINCRBY", k(), s(), m()],
+        lambda: ["ZREM", k(), m(), m()],
+        lambda: ["ZCARD", k()],
+        lambda: ["ZSCORE", k(), m()],
+        lambda: ["ZMSCORE", k(), m(), m()],
+        lambda: ["ZCOUNT", k(), bound(), bound()],
+        lambda: [rng.choice(["ZRANK", "ZREVRANK"]), k(), m()],
+        lambda: ["ZRANGE", k(), i(), i()] + rng.choice([[], ["WITHSCORES"], ["REV"]]),
+        lambda: ["ZRANGE", k(), bound(), bound(), "BYSCORE"] + rng.choice([[], ["REV"], ["LIMIT", "1", "2"], ["WITHSCORES"]]),
+        lambda: ["ZRANGE", k(), lex(), lex(), "BYLEX"] + rng.choice([[], ["REV"], ["LIMIT", "0", "1"]]),
+        lambda: [rng.choice(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), k(), bound(), bound()] + rng.choice([[], ["WITHSCORES"], ["LIMIT", "0", "1"]]),
+        lambda: ["ZRANGEBYLEX", k(), lex(), lex()],
+        lambda: ["ZREVRANGE", k(), i(), i()] + rng.choice([[], ["WITHSCORES"]]),
+        lambda: [rng.choice(["ZPOPMIN", "ZPOPMAX"]), k()] + rng.choice([[], ["2"]]),
+        lambda: ["ZREMRANGEBYRANK", k(), i(), i()],
+        lambda: ["ZREMRANGEBYSCORE", k(), bound(), bound()],
+        lambda: ["DBSIZE"],
+        lambda: ["XADD", k()] + rng.choice([[], ["MAXLEN", "=", "2"], ["NOMKSTREAM"], ["MINID", "=", "3"]]) + [rng.choice(["1-1", "2", "5-*", "0-0", "3-0", "7-2", "x"]), m(), v()],
+        lambda: [rng.choice(["XRANGE", "XREVRANGE"]), k(), rng.choice(["-", "+", "2", "(3-0", "5"]), rng.choice(["-", "+", "7", "(5-0"])] + rng.choice([[], ["COUNT", "1"]]),
+        lambda: ["XLEN", k()],
+        lambda: ["XDEL", k(), rng.choice(["1-1", "2-0", "5-0", "x"])],
+        lambda: ["XTRIM", k(), rng.choice(["MAXLEN", "MINID"]), "=", rng.choice(["1", "3", "0"])],
+        lambda: ["XREAD", "COUNT", "2", "STREAMS", k(), rng.choice(["0", "2-0", "$"])],
+    ]
+    return rng.choice(choices)()
+
+
+UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "KEYS"}
+
+
+def normalize(cmd, reply):
+    name = cmd[0].upper()
+    if isinstance(reply, list) and name in UNORDERED:
+        return sorted(reply, key=repr)
+    if isinstance(reply, list) and name == "HGETALL":
+        return sorted(zip(reply[::2], reply[1::2]))
+    return reply
+
+
+def call(conn, cmd):
+    conn.send_command(*cmd)
+    try:
+        return conn.read_response()
+    except redis.ResponseError as err:
+        return ("error", str(err))
+
+
+def main():
+    redis_port, ours_port, seed, count = (int(a) for a in sys.argv[1:5])
+    real = redis.Connection(host="127.0.0.1", port=redis_port)
+    ours = redis.Connection(host="127.0.0.1", port=ours_port)
+    for conn in (real, ours):
+        call(conn, ["FLUSHALL"])
+    rng = random.Random(seed)
+    mismatches = 0
+    for n in range(count):
+        cmd = gen(rng)
+        a = normalize(cmd, call(real, cmd))
+        b = normalize(cmd, call(ours, cmd))
+        if a != b:
+            mismatches += 1
+            print(f"#{n} {cmd!r}\n  redis:     {a!r}\n  elastickv: {b!r}")
+    print(f"{count} commands, {mismatches} mismatches")
+    sys.exit(1 if mismatches else 0)
+
+
+main()
