@@ -475,34 +475,40 @@ impl Cluster {
     pub async fn wait_for_leader(&self, group: u64) -> u64 {
         let deadline = Deadline::new(format!("a leader of group {group}"), LEADER_TIMEOUT);
         loop {
-            if let Some(leader) = self.agreed_leader(group).await {
+            let views = self.group_views(group).await;
+            if let Some(leader) = agreed_leader(&views, self.running_ids().len()) {
                 return leader;
             }
             self.assert_no_crash();
+            if deadline.expired() {
+                let seen: Vec<String> = views
+                    .iter()
+                    .map(|(id, g)| {
+                        format!(
+                            "node {id}: role {} term {} leader {}",
+                            g["role"], g["term"], g["leader"]
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "no agreed leader of group {group} within {LEADER_TIMEOUT:?}; last views: [{}]",
+                    seen.join("; ")
+                );
+            }
             deadline.tick().await;
         }
     }
 
-    async fn agreed_leader(&self, group: u64) -> Option<u64> {
-        let running = self.running_ids();
+    /// The group's status as each running node reports it (nodes that do
+    /// not answer are left out).
+    async fn group_views(&self, group: u64) -> Vec<(u64, Value)> {
         let mut views = Vec::new();
-        for id in &running {
-            if let Ok(g) = self.group_status(*id, group).await {
-                views.push((*id, g));
+        for id in self.running_ids() {
+            if let Ok(g) = self.group_status(id, group).await {
+                views.push((id, g));
             }
         }
-        let claimant = views
-            .iter()
-            .filter(|(_, g)| g["role"] == "leader")
-            .max_by_key(|(_, g)| g["term"].as_u64().unwrap_or(0))?;
-        let (leader, term) = (claimant.0, claimant.1["term"].as_u64()?);
-        let agreeing = views
-            .iter()
-            .filter(|(_, g)| {
-                g["leader"].as_u64() == Some(leader) && g["term"].as_u64() == Some(term)
-            })
-            .count();
-        (agreeing * 2 > running.len()).then_some(leader)
+        views
     }
 
     /// Waits until node `id` has applied at least `index` in `group`.
@@ -625,6 +631,21 @@ pub enum MemberOp {
     Promote,
     Remove,
     TransferLeader,
+}
+
+/// The leader a majority of the running nodes name in the newest term in
+/// which some node says it leads.
+fn agreed_leader(views: &[(u64, Value)], running: usize) -> Option<u64> {
+    let claimant = views
+        .iter()
+        .filter(|(_, g)| g["role"] == "leader")
+        .max_by_key(|(_, g)| g["term"].as_u64().unwrap_or(0))?;
+    let (leader, term) = (claimant.0, claimant.1["term"].as_u64()?);
+    let agreeing = views
+        .iter()
+        .filter(|(_, g)| g["leader"].as_u64() == Some(leader) && g["term"].as_u64() == Some(term))
+        .count();
+    (agreeing * 2 > running).then_some(leader)
 }
 
 /// A group's entry (`id` or `group_id`) in a status document.
