@@ -387,9 +387,12 @@ fn redis_error(files: &[(&str, &[u8])]) -> String {
     }
 }
 
+/// Files to plant in a tree (path, bytes), and the expected error fragment.
+type RefusalCase<'a> = (Vec<(&'a str, &'a [u8])>, &'a str);
+
 #[test]
 fn reader_refuses_invalid_files_naming_file_and_line() {
-    let cases: Vec<(Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         (vec![("redis/db_0/strings/%61.bin", b"x")], "canonical"),
         (vec![("redis/db_0/strings/a.bin", b"x"), ("redis/db_0/hashes/a.json", br#"{"format_version":1,"fields":[],"expire_at_ms":null}"#)], "same key"),
         (vec![("redis/db_0/strings/a.bin", b"x"), ("redis/db_0/strings_ttl.jsonl", b"{\"key\":\"a\",\"expire_at_ms\":1}\n{\"key\":\"b\",\"expire_at_ms\":1}\n")], "strings_ttl.jsonl line 2"),
@@ -400,7 +403,7 @@ fn reader_refuses_invalid_files_naming_file_and_line() {
         (vec![("redis/db_0/streams/x.jsonl", b"{\"id\":\"1-0\",\"fields\":[]}\n")], "missing _meta"),
         (vec![("redis/db_0/streams/x.jsonl", b"{\"id\":\"1-0\",\"fields\":[]}\n{\"id\":\"1-0\",\"fields\":[]}\n")], "x.jsonl line 2"),
         (vec![("redis/db_0/hashes/h.json", br#"{"format_version":1,"fields":[{"name":{"base64":"*"},"value":"v"}],"expire_at_ms":null}"#)], "hashes/h.json"),
-        (vec![(&"redis/db_0/strings/3f3e35e0a775d9b1d5ec2eccca06381c__aaaa.bin"[..], b"x")], "KEYMAP"),
+        (vec![("redis/db_0/strings/3f3e35e0a775d9b1d5ec2eccca06381c__aaaa.bin", b"x")], "KEYMAP"),
         (vec![("redis/db_0/KEYMAP.jsonl", b"{\"encoded\":\"abc\",\"original\":\"YWJj\",\"kind\":\"sha-fallback\"}\n")], "KEYMAP.jsonl line 1"),
     ];
     for (files, needle) in cases {

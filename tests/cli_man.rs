@@ -40,8 +40,5 @@ fn man_pages_are_up_to_date() {
             stale.push(format!("{name} (no longer a command)"));
         }
     }
-    assert!(
-        stale.is_empty(),
-        "man/ is stale, run `make man`: {stale:?}"
-    );
+    assert!(stale.is_empty(), "man/ is stale, run `make man`: {stale:?}");
 }

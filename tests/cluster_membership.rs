@@ -51,7 +51,7 @@ async fn wait_for_writes(writer: &Writer, more: u64, after: &str) {
     }
 }
 
-fn peer<'a>(group: &'a Value, id: u64) -> Option<&'a Value> {
+fn peer(group: &Value, id: u64) -> Option<&Value> {
     group["peers"]
         .as_array()?
         .iter()

@@ -95,7 +95,8 @@ fn replicas_fed_the_same_log_end_byte_identical() {
                         drop(b);
                         b = open_group(b_dir.path());
                         for (j, old) in log[..i].iter().enumerate() {
-                            let replay = b.apply_entry(j as u64 + 1, &old.encode()).expect("replay");
+                            let replay =
+                                b.apply_entry(j as u64 + 1, &old.encode()).expect("replay");
                             prop_assert_eq!(replay, None);
                         }
                     }
@@ -146,10 +147,14 @@ fn commit_timestamps_only_rise() {
             expire_at: 0,
         }],
     };
-    let first = group.apply_entry(1, &put(100, b"new").encode()).expect("apply");
+    let first = group
+        .apply_entry(1, &put(100, b"new").encode())
+        .expect("apply");
     assert_eq!(first, Some(ApplyOutcome::Committed { commit_ts: 100 }));
     // A proposal stamped in the past lands just above the last commit.
-    let second = group.apply_entry(2, &put(50, b"newer").encode()).expect("apply");
+    let second = group
+        .apply_entry(2, &put(50, b"newer").encode())
+        .expect("apply");
     assert_eq!(second, Some(ApplyOutcome::Committed { commit_ts: 101 }));
     let read = group.get(b"rk", 101).expect("read").expect("present");
     assert_eq!(read.value, b"newer");
@@ -238,7 +243,13 @@ fn hlc_ceiling_is_replicated_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = open_group(dir.path());
     group
-        .apply_entry(1, &Command::HlcLease { ceiling_ms: 9_000_000 }.encode())
+        .apply_entry(
+            1,
+            &Command::HlcLease {
+                ceiling_ms: 9_000_000,
+            }
+            .encode(),
+        )
         .expect("apply");
     assert_eq!(group.hlc().ceiling_ms(), 9_000_000);
     // A lower ceiling never lowers it.
@@ -248,5 +259,8 @@ fn hlc_ceiling_is_replicated_state() {
     drop(group);
     let reopened = open_group(dir.path());
     assert_eq!(reopened.hlc().ceiling_ms(), 9_000_000);
-    assert_eq!(reopened.stored_hlc_ceiling().expect("meta"), Some(9_000_000));
+    assert_eq!(
+        reopened.stored_hlc_ceiling().expect("meta"),
+        Some(9_000_000)
+    );
 }

@@ -168,10 +168,10 @@ fn sigkill_never_loses_or_tears_a_batch() {
         let (tx, rx) = mpsc::channel::<u64>();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line.strip_prefix("ACK ") {
-                    if tx.send(n.trim().parse().unwrap()).is_err() {
-                        break;
-                    }
+                if let Some(n) = line.strip_prefix("ACK ")
+                    && tx.send(n.trim().parse().unwrap()).is_err()
+                {
+                    break;
                 }
             }
         });

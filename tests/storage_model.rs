@@ -86,10 +86,10 @@ impl Model {
     fn conflict(&self, intent: &WriteIntent) -> Option<Key> {
         let newer = |k: &[u8]| self.latest(k).is_some_and(|ts| ts > intent.start_ts);
         for m in &intent.mutations {
-            if let Mutation::Put { key, .. } | Mutation::Delete { key } = m {
-                if newer(key) {
-                    return Some(key.clone());
-                }
+            if let Mutation::Put { key, .. } | Mutation::Delete { key } = m
+                && newer(key)
+            {
+                return Some(key.clone());
             }
         }
         for k in &intent.read_keys {
@@ -114,18 +114,18 @@ impl Model {
     }
 
     fn apply(&mut self, intent: &WriteIntent) -> Outcome {
-        if let Some(i) = intent.applied_index {
-            if i <= self.applied_index {
-                return Outcome::AlreadyApplied;
-            }
+        if let Some(i) = intent.applied_index
+            && i <= self.applied_index
+        {
+            return Outcome::AlreadyApplied;
         }
-        if intent.validate {
-            if let Some(key) = self.conflict(intent) {
-                if let Some(i) = intent.applied_index {
-                    self.applied_index = i;
-                }
-                return Outcome::Conflict { key };
+        if intent.validate
+            && let Some(key) = self.conflict(intent)
+        {
+            if let Some(i) = intent.applied_index {
+                self.applied_index = i;
             }
+            return Outcome::Conflict { key };
         }
         let ts = intent.commit_ts;
         for (i, m) in intent.mutations.iter().enumerate() {
@@ -154,10 +154,10 @@ impl Model {
                         .cloned()
                         .collect();
                     for earlier in &intent.mutations[..i] {
-                        if let Mutation::Put { key, .. } = earlier {
-                            if in_range(key, start, end.as_deref()) {
-                                doomed.push(key.clone());
-                            }
+                        if let Mutation::Put { key, .. } = earlier
+                            && in_range(key, start, end.as_deref())
+                        {
+                            doomed.push(key.clone());
                         }
                     }
                     for k in doomed {

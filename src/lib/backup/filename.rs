@@ -270,8 +270,8 @@ mod tests {
         let raw: Vec<u8> = (0..200u8).collect();
         assert!(is_sha_fallback(&encode_binary_segment(&raw)));
         // 177 bytes → 236 base64 chars + 4 = 240: still fits.
-        assert!(encode_binary_segment(&vec![7u8; 177]).starts_with(BINARY_PREFIX));
-        assert!(is_sha_fallback(&encode_binary_segment(&vec![7u8; 178])));
+        assert!(encode_binary_segment(&[7u8; 177]).starts_with(BINARY_PREFIX));
+        assert!(is_sha_fallback(&encode_binary_segment(&[7u8; 178])));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn format_utc(time: SystemTime) -> String {
 }
 
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn digits(bytes: &[u8], range: std::ops::Range<usize>) -> Option<u32> {

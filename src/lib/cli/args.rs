@@ -66,7 +66,12 @@ pub struct ConnArgs {
     #[arg(long, global = true, default_value = "127.0.0.1:50051")]
     pub endpoint: String,
     /// The cluster token, when the cluster requires one.
-    #[arg(long, global = true, env = "ELASTICKV_CLUSTER_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ELASTICKV_CLUSTER_TOKEN",
+        hide_env_values = true
+    )]
     pub cluster_token: Option<String>,
     /// The Raft group to address.
     #[arg(long, global = true, default_value_t = 1)]

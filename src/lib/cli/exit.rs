@@ -47,7 +47,10 @@ pub fn classify(err: &anyhow::Error) -> ExitCode {
             };
         }
     }
-    if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some()) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some())
+    {
         return ExitCode::Io;
     }
     ExitCode::Failure

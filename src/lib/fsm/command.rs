@@ -47,7 +47,9 @@ pub enum Command {
 pub enum CommandError {
     #[error("command does not decode as a protobuf envelope: {0}")]
     Decode(String),
-    #[error("command format version {found} is not supported (this build understands {COMMAND_VERSION})")]
+    #[error(
+        "command format version {found} is not supported (this build understands {COMMAND_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
     #[error("command envelope carries no command")]
     Empty,
@@ -252,7 +254,11 @@ fn check_range(op: &'static str, start: &[u8], end: Option<&[u8]>) -> Result<(),
     {
         return Err(CommandError::BadRange {
             op,
-            detail: format!("end {} is not after start {}", hex::encode(end), hex::encode(start)),
+            detail: format!(
+                "end {} is not after start {}",
+                hex::encode(end),
+                hex::encode(start)
+            ),
         });
     }
     Ok(())
@@ -418,7 +424,10 @@ mod tests {
         };
         assert!(matches!(
             Command::decode(&cmd.encode()),
-            Err(CommandError::Invalid { field: "txn.start_ts", .. })
+            Err(CommandError::Invalid {
+                field: "txn.start_ts",
+                ..
+            })
         ));
     }
 

@@ -95,10 +95,12 @@ impl Group {
     /// snapshot restore): ownership, and the clock's lower bounds.
     pub fn reload_derived_state(&self) -> Result<(), FsmError> {
         let table = match self.store.meta_get(OWNERSHIP_META_KEY)? {
-            Some(bytes) => OwnershipTable::decode(&bytes).map_err(|source| FsmError::Ownership {
-                group: self.id,
-                source,
-            })?,
+            Some(bytes) => {
+                OwnershipTable::decode(&bytes).map_err(|source| FsmError::Ownership {
+                    group: self.id,
+                    source,
+                })?
+            }
             None => OwnershipTable::everything(),
         };
         *self.ownership.write() = table;

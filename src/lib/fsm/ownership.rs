@@ -82,7 +82,10 @@ impl OwnershipTable {
             }
         }
         for (i, r) in ranges.iter().enumerate() {
-            if r.end.as_deref().is_some_and(|end| end <= r.start.as_slice()) {
+            if r.end
+                .as_deref()
+                .is_some_and(|end| end <= r.start.as_slice())
+            {
                 return Err(OwnershipError::Overlap(i));
             }
         }

@@ -1065,7 +1065,6 @@ impl GroupCore {
     }
 }
 
-
 /// Index and term of the snapshot every new cluster starts from.
 const BOOTSTRAP_INDEX: u64 = 1;
 const BOOTSTRAP_TERM: u64 = 1;

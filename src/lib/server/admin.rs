@@ -16,7 +16,9 @@ use crate::api::grpc::pb;
 use crate::clock::compose;
 use crate::fsm::{ApplyOutcome, Command};
 use crate::raft::RaftError;
-use crate::storage::{Direction, Mutation, ScanRequest, decode_lock_key, route_bound, route_prefix};
+use crate::storage::{
+    Direction, Mutation, ScanRequest, decode_lock_key, route_bound, route_prefix,
+};
 use crate::txn::{KvBackend, TxnError};
 
 /// Route-key namespace of the operator KV API.
@@ -67,7 +69,10 @@ impl AdminService {
                 if let Some(obj) = value.as_object_mut() {
                     obj.insert("id".into(), json!(status.group_id));
                     obj.insert("restart_detail".into(), json!(status.restart_path.clone()));
-                    obj.insert("restart_path".into(), json!(restart_label(&status.restart_path)));
+                    obj.insert(
+                        "restart_path".into(),
+                        json!(restart_label(&status.restart_path)),
+                    );
                     obj.insert(
                         "last_commit_ts".into(),
                         json!(backend.group().last_commit_ts()),
@@ -226,7 +231,11 @@ impl pb::admin_server::Admin for AdminService {
             }
             None => vec![NS_KV + 1],
         };
-        let limit = if req.limit == 0 { 1000 } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            1000
+        } else {
+            req.limit as usize
+        };
         let page = backend
             .scan(&ScanRequest {
                 start: route_bound(&start_route),
@@ -260,7 +269,9 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::MemberReply>, Status> {
         let req = req.into_inner();
         if req.address.is_empty() {
-            return Err(Status::invalid_argument("add-learner needs the new node's address"));
+            return Err(Status::invalid_argument(
+                "add-learner needs the new node's address",
+            ));
         }
         let backend = self.group(req.group)?;
         let index = backend

@@ -177,8 +177,13 @@ impl ReplicatedBackend {
                     return Ok(Role::Follower(addr));
                 }
             }
-            if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
-                return Err(TxnError::Unavailable("no leader known for the group".into()));
+            if tokio::time::timeout_at(deadline, watch.changed())
+                .await
+                .is_err()
+            {
+                return Err(TxnError::Unavailable(
+                    "no leader known for the group".into(),
+                ));
             }
         }
     }

@@ -122,7 +122,9 @@ impl ServeConfig {
     }
 
     pub fn advertise_addr(&self) -> String {
-        self.advertise.clone().unwrap_or_else(|| self.listen.clone())
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.clone())
     }
 
     /// The initial voters: the given peers, or this node alone.
@@ -172,8 +174,7 @@ impl ServeConfig {
             )));
         }
         if let Some(token) = &self.cluster_token
-            && (token.is_empty()
-                || !token.bytes().all(|b| b.is_ascii_graphic()))
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(ConfigError::Invalid(
                 "--cluster-token must be non-empty printable ASCII".into(),

@@ -22,7 +22,11 @@ async fn metrics(State(registry): State<Registry>) -> impl IntoResponse {
 }
 
 /// Serves `/metrics` until `stop` turns true.
-pub async fn serve(listener: tokio::net::TcpListener, registry: Registry, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    mut stop: watch::Receiver<bool>,
+) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .with_state(registry);

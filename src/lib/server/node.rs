@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use super::admin::{AdminService, GroupTable, PublishSink};
 use super::backend::{Peers, ReplicatedBackend};
 use super::config::{ConfigError, ServeConfig};
-use super::state_machine::GroupStateMachine;
 use super::redis::ClusterBroker;
+use super::state_machine::GroupStateMachine;
 use crate::api::grpc::pb;
 use crate::api::redis::commands::RedisExecutor;
 use crate::api::redis::{LocalBroker, RedisConfig};
@@ -47,7 +47,11 @@ pub enum NodeError {
         source: std::io::Error,
     },
     #[error("data dir {path} belongs to node {stored}, not node {given}")]
-    WrongNode { path: PathBuf, stored: u64, given: u64 },
+    WrongNode {
+        path: PathBuf,
+        stored: u64,
+        given: u64,
+    },
     #[error(
         "refusing to start: --peers {given} differs from the membership this cluster was created with ({stored}); start without --peers, or with the original list"
     )]
@@ -194,7 +198,11 @@ impl Node {
             },
         )?);
         let hlc = Arc::new(Hlc::default());
-        let group = Arc::new(Group::from_store(DEFAULT_GROUP, store.clone(), hlc.clone())?);
+        let group = Arc::new(Group::from_store(
+            DEFAULT_GROUP,
+            store.clone(),
+            hlc.clone(),
+        )?);
         let applied = Arc::new(Notify::new());
         let key_hook: Arc<OnceLock<KeyHook>> = Arc::new(OnceLock::new());
         let observer = {
@@ -207,8 +215,12 @@ impl Node {
                 }
             })
         };
-        let sm = GroupStateMachine::new(group.clone(), cluster_id.clone(), group_dir.join("checkpoints"))
-            .with_observer(observer);
+        let sm = GroupStateMachine::new(
+            group.clone(),
+            cluster_id.clone(),
+            group_dir.join("checkpoints"),
+        )
+        .with_observer(observer);
 
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
@@ -254,7 +266,8 @@ impl Node {
         gcfg.tick = Duration::from_millis(cfg.raft_tick_ms);
         gcfg.heartbeat_ticks = cfg.raft_heartbeat_ticks;
         gcfg.election_ticks = cfg.raft_election_ticks;
-        gcfg.lease_margin = (gcfg.election_timeout() / 6).max(Duration::from_millis(cfg.raft_tick_ms * 2));
+        gcfg.lease_margin =
+            (gcfg.election_timeout() / 6).max(Duration::from_millis(cfg.raft_tick_ms * 2));
         gcfg.snapshot_every = cfg.snapshot_every;
         let bootstrap = if identity.is_some() {
             Bootstrap::Restart
@@ -283,7 +296,11 @@ impl Node {
                     format: 1,
                     node_id: cfg.node_id,
                     cluster_id,
-                    initial_voters: if cfg.join { vec![] } else { cfg.initial_voters() },
+                    initial_voters: if cfg.join {
+                        vec![]
+                    } else {
+                        cfg.initial_voters()
+                    },
                 },
             )?;
         }
@@ -299,7 +316,11 @@ impl Node {
             Some((addr, explicit)) => {
                 let executor = Arc::new(RedisExecutor::new(backend.clone()));
                 let local = Arc::new(LocalBroker::new());
-                let broker = Arc::new(ClusterBroker::new(local.clone(), backend.clone(), cfg.node_id));
+                let broker = Arc::new(ClusterBroker::new(
+                    local.clone(),
+                    backend.clone(),
+                    cfg.node_id,
+                ));
                 let _ = publish.set(Arc::new(move |channel: &[u8], message: &[u8]| {
                     local.publish_local(
                         &bytes::Bytes::copy_from_slice(channel),
@@ -333,7 +354,9 @@ impl Node {
                         });
                     }
                     Err(e) => {
-                        tracing::warn!("Redis front end not started: cannot bind default {addr}: {e}");
+                        tracing::warn!(
+                            "Redis front end not started: cannot bind default {addr}: {e}"
+                        );
                         None
                     }
                 }

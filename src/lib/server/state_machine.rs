@@ -56,7 +56,11 @@ impl GroupStateMachine {
             index,
             term,
             last_commit_ts: self.group.last_commit_ts(),
-            hlc_ceiling_ms: self.group.stored_hlc_ceiling().map_err(sm_err)?.unwrap_or(0),
+            hlc_ceiling_ms: self
+                .group
+                .stored_hlc_ceiling()
+                .map_err(sm_err)?
+                .unwrap_or(0),
             ownership: self.group.ownership().encode(),
             created_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -169,7 +173,9 @@ impl StateMachine for GroupStateMachine {
         let records = std::iter::from_fn(|| match reader.next_record() {
             Ok(Some(r)) => Some(Ok((r.cf, r.key, r.value))),
             Ok(None) => None,
-            Err(e) => Some(Err(StorageError::InvalidArgument(format!("snapshot file: {e}")))),
+            Err(e) => Some(Err(StorageError::InvalidArgument(format!(
+                "snapshot file: {e}"
+            )))),
         });
         self.group.store().restore_from(records).map_err(sm_err)?;
         self.group
@@ -177,7 +183,9 @@ impl StateMachine for GroupStateMachine {
             .raise_applied_index(summary.header.index)
             .map_err(sm_err)?;
         self.group.reload_derived_state().map_err(sm_err)?;
-        self.group.hlc().set_ceiling_ms(summary.header.hlc_ceiling_ms);
+        self.group
+            .hlc()
+            .set_ceiling_ms(summary.header.hlc_ceiling_ms);
         self.group.hlc().observe(summary.header.last_commit_ts);
         Ok(())
     }
@@ -194,15 +202,15 @@ impl CheckpointJob {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(false);
         let names = rocksdb::DB::list_cf(&opts, &self.dir).map_err(sm_err)?;
-        let db = rocksdb::DB::open_cf_for_read_only(&opts, &self.dir, names, false)
-            .map_err(sm_err)?;
+        let db =
+            rocksdb::DB::open_cf_for_read_only(&opts, &self.dir, names, false).map_err(sm_err)?;
         let file = std::fs::File::create(path)?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut writer = SnapshotWriter::new(out, &self.header).map_err(sm_err)?;
         for cf in Cf::STATE_MACHINE {
-            let handle = db
-                .cf_handle(cf.name())
-                .ok_or_else(|| SmError::new(format!("checkpoint lacks column family {}", cf.name())))?;
+            let handle = db.cf_handle(cf.name()).ok_or_else(|| {
+                SmError::new(format!("checkpoint lacks column family {}", cf.name()))
+            })?;
             let mut it = db.raw_iterator_cf(handle);
             it.seek_to_first();
             while let (Some(k), Some(v)) = (it.key(), it.value()) {

@@ -36,25 +36,25 @@ impl GroupStore {
     /// Applies `intent` atomically; see [`WriteIntent`] and [`Outcome`].
     pub fn apply(&self, intent: &WriteIntent) -> Result<Outcome, StorageError> {
         let _apply = self.apply_lock.lock();
-        if let Some(index) = intent.applied_index {
-            if index <= self.applied_index() {
-                return Ok(Outcome::AlreadyApplied);
-            }
+        if let Some(index) = intent.applied_index
+            && index <= self.applied_index()
+        {
+            return Ok(Outcome::AlreadyApplied);
         }
-        if intent.validate {
-            if let Some(key) = self.find_conflict(intent)? {
-                let mut batch = WriteBatch::default();
-                if let Some(index) = intent.applied_index {
-                    batch.put_cf(
-                        self.cf(Cf::Meta)?,
-                        meta::APPLIED_INDEX_KEY,
-                        meta::encode_applied_index(index),
-                    );
-                    self.write(batch, self.opts.sync_writes, "apply (conflict)")?;
-                    self.applied_index.store(index, Ordering::SeqCst);
-                }
-                return Ok(Outcome::Conflict { key });
+        if intent.validate
+            && let Some(key) = self.find_conflict(intent)?
+        {
+            let mut batch = WriteBatch::default();
+            if let Some(index) = intent.applied_index {
+                batch.put_cf(
+                    self.cf(Cf::Meta)?,
+                    meta::APPLIED_INDEX_KEY,
+                    meta::encode_applied_index(index),
+                );
+                self.write(batch, self.opts.sync_writes, "apply (conflict)")?;
+                self.applied_index.store(index, Ordering::SeqCst);
             }
+            return Ok(Outcome::Conflict { key });
         }
         let batch = self.build_batch(intent)?;
         self.write(batch, self.opts.sync_writes, "apply")?;
@@ -188,10 +188,10 @@ impl GroupStore {
                     // Keys put earlier in this same intent are live at the
                     // commit ts too, though not yet in the database.
                     for earlier in &intent.mutations[..i] {
-                        if let Mutation::Put { key, .. } = earlier {
-                            if in_range(key, start, end.as_deref()) {
-                                batch.put_cf(data, encode_data_key(key, commit_ts), &tombstone);
-                            }
+                        if let Mutation::Put { key, .. } = earlier
+                            && in_range(key, start, end.as_deref())
+                        {
+                            batch.put_cf(data, encode_data_key(key, commit_ts), &tombstone);
                         }
                     }
                 }
@@ -223,10 +223,9 @@ impl GroupStore {
                             for earlier in &intent.mutations[..i] {
                                 if let Mutation::Put { key, .. } | Mutation::Delete { key } =
                                     earlier
+                                    && key >= start
                                 {
-                                    if key >= start {
-                                        batch.delete_cf(data, encode_data_key(key, commit_ts));
-                                    }
+                                    batch.delete_cf(data, encode_data_key(key, commit_ts));
                                 }
                             }
                         }

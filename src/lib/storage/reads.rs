@@ -47,11 +47,14 @@ pub(crate) fn iter_status(it: &RawIter<'_>) -> Result<(), StorageError> {
     it.status().map_err(StorageError::rocks("iterate"))
 }
 
+/// A version under an iterator: (physical key, raw value, commit ts).
+pub(crate) type RawVersion<'i> = (&'i [u8], &'i [u8], Timestamp);
+
 /// The iterator's current data key split into (prefix, ts), or a corruption
 /// error naming it. `None` when the iterator is exhausted (status checked).
 pub(crate) fn current_version<'i>(
     it: &'i RawIter<'_>,
-) -> Result<Option<(&'i [u8], &'i [u8], Timestamp)>, StorageError> {
+) -> Result<Option<RawVersion<'i>>, StorageError> {
     match it.item() {
         Some((key, value)) => {
             let (_, ts) = split_data_key(key).ok_or_else(|| {
@@ -236,10 +239,7 @@ fn scan_forward(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, Sto
     let mut page = ScanPage::default();
     it.seek_to_first();
     let mut prefix = Vec::new();
-    loop {
-        let Some((key, _, ts)) = current_version(it)? else {
-            break;
-        };
+    while let Some((key, _, ts)) = current_version(it)? {
         prefix.clear();
         prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
         if ts > req.read_ts {
@@ -272,11 +272,8 @@ fn scan_reverse(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, Sto
     let mut page = ScanPage::default();
     it.seek_to_last();
     let mut prefix = Vec::new();
-    loop {
-        // Positioned on the oldest version of some key.
-        let Some((key, value, ts)) = current_version(it)? else {
-            break;
-        };
+    // Each round starts positioned on the oldest version of some key.
+    while let Some((key, value, ts)) = current_version(it)? {
         prefix.clear();
         prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
         check_version_key(key, &prefix)?;

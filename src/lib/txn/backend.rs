@@ -49,6 +49,8 @@ pub trait KvBackend: Send + Sync + 'static {
     /// The backend stamps the command's commit timestamp itself, at a point
     /// ordered after every read timestamp it has handed out, so a commit
     /// never lands at or below a timestamp some reader already used.
-    fn commit(&self, command: Command)
-    -> impl Future<Output = Result<ApplyOutcome, TxnError>> + Send;
+    fn commit(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<ApplyOutcome, TxnError>> + Send;
 }

@@ -14,8 +14,8 @@
 
 mod backend;
 mod local;
-mod txn;
+mod transaction;
 
 pub use backend::{KvBackend, TxnError};
 pub use local::{LocalBackend, stamp_commit_ts};
-pub use txn::{Txn, TxnValue};
+pub use transaction::{Txn, TxnValue};

@@ -21,7 +21,7 @@ pub const SCAN_ALL_AT_ONCE: u64 = 128;
 
 pub fn hset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     let rest = &cmd.args[1..];
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         let name = cmd.name().to_ascii_lowercase();
         return Err(Reply::error(format!(
             "ERR wrong number of arguments for '{name}' command"

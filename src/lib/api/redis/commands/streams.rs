@@ -127,6 +127,9 @@ fn load<B: KvBackend>(ctx: &mut Ctx<B>, key: &[u8]) -> Result<Option<(StreamMeta
     })
 }
 
+/// One stream entry: its id and its field/value list.
+pub type Entry = (Id, Vec<Vec<u8>>);
+
 /// Entries with ids in `[from, to]`, in `direction`, at most `limit`.
 pub fn range<B: KvBackend>(
     ctx: &mut Ctx<B>,
@@ -135,7 +138,7 @@ pub fn range<B: KvBackend>(
     to: Id,
     limit: usize,
     direction: Direction,
-) -> Result<Vec<(Id, Vec<Vec<u8>>)>, CmdError> {
+) -> Result<Vec<Entry>, CmdError> {
     if from > to {
         return Ok(Vec::new());
     }
@@ -280,7 +283,7 @@ pub fn xadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     }
     let id_arg = &cmd.args[i];
     let fields = &cmd.args[i + 1..];
-    if fields.is_empty() || fields.len() % 2 != 0 {
+    if fields.is_empty() || !fields.len().is_multiple_of(2) {
         return Err(Reply::error("ERR wrong number of arguments for 'xadd' command").into());
     }
     let explicit = if id_arg.as_ref() == b"*" {
@@ -299,7 +302,7 @@ pub fn xadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     if existing.is_none() && nomkstream {
         return Ok(Reply::NullBulk);
     }
-    let (mut meta, expire_at) = existing.clone().unwrap_or_default();
+    let (mut meta, expire_at) = existing.unwrap_or_default();
     let last = meta.last_id;
     let id = match explicit {
         None => {
@@ -448,7 +451,7 @@ pub fn parse_xread(cmd: &Command) -> Result<XRead, Reply> {
         let arg = &cmd.args[i];
         if is_word(arg, "STREAMS") {
             let rest = &cmd.args[i + 1..];
-            if rest.is_empty() || rest.len() % 2 != 0 {
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
                 return Err(error(
                     "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
                 ));

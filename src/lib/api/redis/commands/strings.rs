@@ -260,7 +260,7 @@ pub fn mget<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
 }
 
 pub fn mset<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command, only_if_none: bool) -> CmdResult {
-    if cmd.args.len() % 2 != 0 {
+    if !cmd.args.len().is_multiple_of(2) {
         let name = cmd.name().to_ascii_lowercase();
         return Err(Reply::error(format!(
             "ERR wrong number of arguments for '{name}' command"

@@ -218,13 +218,13 @@ pub fn zadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         i += 1;
     }
     let rest = &cmd.args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(error(ERR_SYNTAX).into());
     }
     if nx && xx {
         return Err(error("ERR XX and NX options at the same time are not compatible").into());
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(
             error("ERR GT, LT, and/or NX options at the same time are not compatible").into(),
         );

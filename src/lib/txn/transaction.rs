@@ -18,7 +18,10 @@ use crate::storage::{Direction, Mutation, ScanRequest};
 /// A buffered write of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    Put { value: Vec<u8>, expire_at: Timestamp },
+    Put {
+        value: Vec<u8>,
+        expire_at: Timestamp,
+    },
     Delete,
 }
 
@@ -103,14 +106,11 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             return Ok(None);
         }
         self.read_keys.push(key.to_vec());
-        Ok(self
-            .backend
-            .get(key, self.start_ts)?
-            .map(|v| TxnValue {
-                value: v.value,
-                expire_at: v.expire_at,
-                commit_ts: v.commit_ts,
-            }))
+        Ok(self.backend.get(key, self.start_ts)?.map(|v| TxnValue {
+            value: v.value,
+            expire_at: v.expire_at,
+            commit_ts: v.commit_ts,
+        }))
     }
 
     /// Reads several keys (results in input order).
@@ -215,7 +215,9 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                 (Some(s), Some(l)) => !before(s, l),
             };
             if take_local {
-                let Some((key, pending)) = local.next() else { break };
+                let Some((key, pending)) = local.next() else {
+                    break;
+                };
                 if next_store.as_deref() == Some(key.as_slice()) {
                     page.next(); // shadowed by our own write
                 }
