@@ -38,8 +38,11 @@ unit: deps
 test: lint unit
 
 bench: deps
-	$(CARGO) bench
-	@for script in bench/*.sh; do [ -x "$$script" ] && "$$script" || true; done
+	@bash scripts/deps.sh bench
+	$(CARGO) bench --bench storage
+	$(CARGO) build --release --bin elastickv
+	bench/replication.sh
+	bench/redis.sh
 
 man: deps
 	ELASTICKV_UPDATE_MAN=1 $(CARGO) test --test cli_man

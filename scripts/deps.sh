@@ -14,6 +14,11 @@ have_cmd redis-cli || need+=(redis-tools)
 have_cmd redis-benchmark || need+=(redis-tools)
 have_cmd jq || need+=(jq)
 have_cmd python3 || need+=(python3)
+# Benchmarks compare against etcd (`scripts/deps.sh bench`).
+if [ "${1:-}" = bench ]; then
+  have_cmd etcd || need+=(etcd-server)
+  have_cmd etcdctl || need+=(etcd-client)
+fi
 
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
