@@ -26,7 +26,6 @@ use crate::api::grpc::pb;
 use crate::clock::{Hlc, Timestamp};
 use crate::fsm::{ApplyOutcome, Command, Group};
 use crate::raft::{GroupHandle, RaftError};
-use crate::storage::{ScanPage, ScanRequest, VersionedValue};
 use crate::txn::{KvBackend, TxnError, stamp_commit_ts};
 
 /// How long a caller waits for a leader or for its replica to catch up.
@@ -314,20 +313,8 @@ impl KvBackend for ReplicatedBackend {
         }
     }
 
-    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError> {
-        Ok(self.group.get(key, read_ts)?)
-    }
-
-    fn multi_get(
-        &self,
-        keys: &[Vec<u8>],
-        read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, TxnError> {
-        Ok(self.group.multi_get(keys, read_ts)?)
-    }
-
-    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, TxnError> {
-        Ok(self.group.scan(req)?)
+    fn group(&self) -> &Group {
+        &self.group
     }
 
     async fn commit(&self, command: Command) -> Result<ApplyOutcome, TxnError> {

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::clock::Timestamp;
-use crate::fsm::{ApplyOutcome, Command, FsmError};
+use crate::fsm::{ApplyOutcome, Command, FsmError, Group};
 use crate::storage::{ScanPage, ScanRequest, VersionedValue};
 
 /// Errors a transaction can meet.
@@ -35,15 +35,25 @@ pub trait KvBackend: Send + Sync + 'static {
     /// visible at it, and no later commit lands at or below it.
     fn read_ts(&self) -> impl Future<Output = Result<Timestamp, TxnError>> + Send;
 
-    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError>;
+    /// The group this backend reads from (its local replica).
+    fn group(&self) -> &Group;
+
+    /// Reads go to the local replica once `read_ts` has been obtained.
+    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError> {
+        Ok(self.group().get(key, read_ts)?)
+    }
 
     fn multi_get(
         &self,
         keys: &[Vec<u8>],
         read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, TxnError>;
+    ) -> Result<Vec<Option<VersionedValue>>, TxnError> {
+        Ok(self.group().multi_get(keys, read_ts)?)
+    }
 
-    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, TxnError>;
+    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, TxnError> {
+        Ok(self.group().scan(req)?)
+    }
 
     /// Replicates and applies a command; returns once applied on this node.
     /// The backend stamps the command's commit timestamp itself, at a point

@@ -12,7 +12,6 @@ use parking_lot::Mutex;
 use super::backend::{KvBackend, TxnError};
 use crate::clock::Timestamp;
 use crate::fsm::{ApplyOutcome, Command, Group};
-use crate::storage::{ScanPage, ScanRequest, VersionedValue};
 
 pub struct LocalBackend {
     group: Arc<Group>,
@@ -64,20 +63,8 @@ impl KvBackend for LocalBackend {
         Ok(self.group.hlc().next())
     }
 
-    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError> {
-        Ok(self.group.get(key, read_ts)?)
-    }
-
-    fn multi_get(
-        &self,
-        keys: &[Vec<u8>],
-        read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, TxnError> {
-        Ok(self.group.multi_get(keys, read_ts)?)
-    }
-
-    fn scan(&self, req: &ScanRequest) -> Result<ScanPage, TxnError> {
-        Ok(self.group.scan(req)?)
+    fn group(&self) -> &Group {
+        &self.group
     }
 
     async fn commit(&self, command: Command) -> Result<ApplyOutcome, TxnError> {
