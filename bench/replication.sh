@@ -1,57 +1,68 @@
 #!/usr/bin/env bash
-# Replicated write throughput and latency: elastickv with 1 and 3 nodes
-# (writes through the Redis front end: every SET is one Raft entry, fsynced
-# on a quorum before it is acknowledged), beside etcd (Debian etcd-server,
-# fsync on, driven by `etcdctl check perf`, its own load generator).
+# Replicated write throughput at equal durability, one load generator for
+# both systems: bench/kv_load.py sends unary gRPC puts (etcd's KV/Put,
+# elastickv's Admin/KvPut) with the same concurrency, keys and values; each
+# put is acknowledged only once fsynced on a quorum. 1 node and 3 nodes
+# each, etcd (Debian etcd-server, default fsync) beside elastickv.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_release_binary
-REQUESTS=${REQUESTS:-20000}
-CLIENTS=${CLIENTS:-50}
+REQUESTS=${REQUESTS:-40000}
+CLIENTS=${CLIENTS:-64}
+VALUE=${VALUE:-256}
+LOAD=(python3 "$ROOT/bench/kv_load.py")
 machine
-echo "elastickv: redis-benchmark -t set -n $REQUESTS -c $CLIENTS -P 1 -d 64 (one Raft entry per SET)"
+echo "load: kv_load.py --requests $REQUESTS --clients $CLIENTS --procs 2 --value-size $VALUE --keys 100000"
 
-one_node() {
-  local g e
-  g=$(free_port); e=$(free_port)
-  "$BIN" serve --data-dir "$WORK/one" --listen "127.0.0.1:$g" --redis "127.0.0.1:$e" --metrics "" > "$WORK/one.log" 2>&1 &
-  PIDS+=($!)
-  wait_port "$e"; wait_leader "127.0.0.1:$g"
-  echo "1 node:"; redis-benchmark -p "$e" -t set -n "$REQUESTS" -c "$CLIENTS" -d 64 -r 100000 -q 2>/dev/null | tail -1
-  echo "1 node latency:"; redis-benchmark -p "$e" -t set -n "$REQUESTS" -c "$CLIENTS" -d 64 -r 100000 2>/dev/null | grep -E 'avg|p50|p99' | head -3
-}
+load() { "${LOAD[@]}" "$1" "$2" --requests "$REQUESTS" --clients "$CLIENTS" --procs 2 --value-size "$VALUE"; }
 
-three_nodes() {
-  local g1 g2 g3 e1 peers
-  g1=$(free_port); g2=$(free_port); g3=$(free_port); e1=$(free_port)
-  peers="1=127.0.0.1:$g1,2=127.0.0.1:$g2,3=127.0.0.1:$g3"
-  for i in 1 2 3; do
-    local g; g=$(eval echo "\$g$i")
-    local extra=()
-    [ "$i" = 1 ] && extra=(--redis "127.0.0.1:$e1")
-    "$BIN" serve --data-dir "$WORK/three$i" --node-id "$i" --listen "127.0.0.1:$g" --peers "$peers" --metrics "" "${extra[@]}" > "$WORK/three$i.log" 2>&1 &
+ekv_cluster() {
+  local n=$1 peers="" i
+  local -a ports
+  for i in $(seq 1 "$n"); do ports[$i]=$(free_port); done
+  for i in $(seq 1 "$n"); do peers+="${peers:+,}$i=127.0.0.1:${ports[$i]}"; done
+  for i in $(seq 1 "$n"); do
+    "$BIN" serve --data-dir "$WORK/ekv$n-$i" --node-id "$i" --listen "127.0.0.1:${ports[$i]}" \
+      --peers "$peers" --redis "" --metrics "" > "$WORK/ekv$n-$i.log" 2>&1 &
     PIDS+=($!)
   done
-  wait_port "$e1"; wait_leader "127.0.0.1:$g1"
-  # Send load to the leader's node when node 1 is not the leader.
-  echo "3 nodes:"; redis-benchmark -p "$e1" -t set -n "$REQUESTS" -c "$CLIENTS" -d 64 -r 100000 -q 2>/dev/null | tail -1
+  wait_leader "127.0.0.1:${ports[1]}"
+  # Load goes to the leader (followers would forward every put).
+  local leader
+  leader=$("$BIN" status --endpoint "127.0.0.1:${ports[1]}" --output json | python3 -c 'import json,sys; d=json.load(sys.stdin); g=d["groups"][0]; print(g["leader"])')
+  echo -n "elastickv $n node(s): "; load elastickv "127.0.0.1:${ports[$leader]}"
 }
 
-etcd_perf() {
-  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    echo "etcd: not installed (apt-get install etcd-server etcd-client)"; return
+etcd_cluster() {
+  if ! command -v etcd >/dev/null; then
+    echo "etcd: not installed (make bench installs etcd-server)"; return
   fi
-  local c p
-  c=$(free_port); p=$(free_port)
-  etcd --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
-       --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
-       --initial-cluster "default=http://127.0.0.1:$p" > "$WORK/etcd.log" 2>&1 &
-  PIDS+=($!)
-  wait_port "$c"
-  echo "etcd 1 node (etcdctl check perf --load=s):"
-  ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$c" check perf --load=s 2>&1 | tail -6
+  local n=$1 initial="" i
+  local -a cports pports
+  for i in $(seq 1 "$n"); do cports[$i]=$(free_port); pports[$i]=$(free_port); done
+  for i in $(seq 1 "$n"); do initial+="${initial:+,}e$i=http://127.0.0.1:${pports[$i]}"; done
+  for i in $(seq 1 "$n"); do
+    etcd --name "e$i" --data-dir "$WORK/etcd$n-$i" \
+      --listen-client-urls "http://127.0.0.1:${cports[$i]}" --advertise-client-urls "http://127.0.0.1:${cports[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${pports[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${pports[$i]}" \
+      --initial-cluster "$initial" --initial-cluster-state new > "$WORK/etcd$n-$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for i in $(seq 1 "$n"); do wait_port "${cports[$i]}"; done
+  local leader=1
+  for _ in $(seq 1 100); do
+    leader=$(ETCDCTL_API=3 etcdctl --endpoints "$(for i in $(seq 1 "$n"); do echo -n "127.0.0.1:${cports[$i]},"; done)" endpoint status -w json 2>/dev/null \
+      | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+for i,e in enumerate(d):
+    if e["Status"]["leader"]==e["Status"]["header"]["member_id"]: print(i+1)' | head -1) || true
+    [ -n "$leader" ] && break
+    sleep 0.1
+  done
+  echo -n "etcd $n node(s): "; load etcd "127.0.0.1:${cports[${leader:-1}]}"
 }
 
-one_node
-three_nodes
-etcd_perf
+etcd_cluster 1
+ekv_cluster 1
+etcd_cluster 3
+ekv_cluster 3

@@ -1,7 +1,10 @@
 """Differential test: the same deterministic command corpus against real
 redis-server and against elastickv; replies must match.
 
-Usage: diff.py REDIS_PORT ELASTICKV_PORT SEED COUNT
+Usage: diff.py REDIS_PORT ELASTICKV_PORT SEED COUNT [PIPELINE]
+With PIPELINE > 1 the commands are sent in pipelined runs of that many
+(elastickv runs consecutive data commands of a pipeline as one batch, so
+this checks that batching never changes a reply).
 Prints every mismatch and exits 1 if there is any. Replies of commands
 whose order Redis leaves unspecified are compared sorted; random commands
 (SPOP, SRANDMEMBER) and SCAN-family commands are not in the corpus (see
@@ -142,15 +145,28 @@ def main():
     ours = redis.Connection(host="127.0.0.1", port=ours_port)
     for conn in (real, ours):
         call(conn, ["FLUSHALL"])
+    pipeline = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     rng = random.Random(seed)
     mismatches = 0
-    for n in range(count):
-        cmd = gen(rng)
-        a = normalize(cmd, call(real, cmd))
-        b = normalize(cmd, call(ours, cmd))
-        if a != b:
-            mismatches += 1
-            print(f"#{n} {cmd!r}\n  redis:     {a!r}\n  elastickv: {b!r}")
+    n = 0
+    while n < count:
+        cmds = [gen(rng) for _ in range(min(pipeline, count - n))]
+        replies = []
+        for conn in (real, ours):
+            for cmd in cmds:
+                conn.send_command(*cmd)
+            got = []
+            for cmd in cmds:
+                try:
+                    got.append(normalize(cmd, conn.read_response()))
+                except redis.ResponseError as err:
+                    got.append(("error", str(err)))
+            replies.append(got)
+        for cmd, a, b in zip(cmds, replies[0], replies[1]):
+            if a != b:
+                mismatches += 1
+                print(f"#{n} {cmd!r}\n  redis:     {a!r}\n  elastickv: {b!r}")
+            n += 1
     print(f"{count} commands, {mismatches} mismatches")
     sys.exit(1 if mismatches else 0)
 

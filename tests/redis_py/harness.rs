@@ -37,7 +37,7 @@ impl TestServer {
         };
         let group = Group::open(dir.path(), options, hlc).unwrap();
         let backend = Arc::new(LocalBackend::new(Arc::new(group)));
-        let executor = Arc::new(RedisExecutor::new(backend));
+        let executor = RedisExecutor::new(backend);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (shutdown, rx) = watch::channel(false);

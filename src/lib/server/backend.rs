@@ -7,12 +7,15 @@
 //! and waits for the entry locally before answering (read-your-writes).
 //!
 //! The invariant that makes optimistic validation sound: no commit ever
-//! lands at or below a read timestamp already handed out. The leader tracks
-//! the commit timestamps it has stamped but not yet seen applied; a read
-//! timestamp `R` is returned only once none below `R` is still in flight
-//! (later stamps are above `R` because the clock is monotone). A proposal
-//! whose outcome is unknown (timeout, leadership lost) stays tracked until a
-//! later proposal of this node has applied, since the log is ordered.
+//! lands at or below a read timestamp already handed out, and every
+//! acknowledged commit is at or below every read timestamp handed out after
+//! it. The leader tracks the commit timestamps it has stamped but not yet
+//! seen applied; a read timestamp is a fresh clock reading when none is in
+//! flight, else the newer of the last applied commit ts and just below the
+//! lowest in-flight stamp (see [`ReplicatedBackend::leader_read_ts`]). A
+//! proposal whose outcome is unknown (timeout, leadership lost) stays
+//! tracked until a later proposal of this node has applied, since the log
+//! is ordered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,7 +118,6 @@ pub struct ReplicatedBackend {
     hlc: Arc<Hlc>,
     peers: Arc<Peers>,
     inflight: Mutex<InFlight>,
-    inflight_changed: Notify,
     applied: Arc<Notify>,
 }
 
@@ -139,7 +141,6 @@ impl ReplicatedBackend {
             hlc,
             peers,
             inflight: Mutex::new(InFlight::default()),
-            inflight_changed: Notify::new(),
             applied,
         }
     }
@@ -209,33 +210,39 @@ impl ReplicatedBackend {
     }
 
     /// Leader side of a read timestamp: freshness check, then a timestamp
-    /// no in-flight commit of this leader can land below.
+    /// at which every acknowledged commit is visible and no later commit
+    /// can land.
+    ///
+    /// With no commit of this leader in flight that is a fresh clock
+    /// reading. Otherwise it is the newer of the group's last applied
+    /// commit ts and just below the lowest in-flight stamp: apply raises
+    /// every commit ts to at least `last + 1` and never below its stamp, so
+    /// each in-flight commit lands above that point, while everything
+    /// acknowledged is applied, hence at or below it. Reads therefore never
+    /// wait for writes in flight (no convoy under a write load).
     pub async fn leader_read_ts(&self) -> Result<(Timestamp, u64), TxnError> {
         self.handle.read_fence().await.map_err(raft_err)?;
-        let ts = self.hlc.next_fenced()?;
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-        loop {
-            let notified = self.inflight_changed.notified();
-            let lowest = self.inflight.lock().lowest();
-            match lowest {
-                Some(low) if low < ts => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(TxnError::Unavailable(
-                            "earlier commits did not finish in time".into(),
-                        ));
-                    }
-                }
-                _ => break,
+        let ts = {
+            // Stamping happens under this lock too, so no commit can be
+            // stamped below the answer without being seen here.
+            let inflight = self.inflight.lock();
+            match inflight.lowest() {
+                None => self.hlc.next_fenced()?,
+                Some(lowest) => lowest.saturating_sub(1).max(self.group.last_commit_ts()),
             }
-        }
+        };
         Ok((ts, self.group.applied_index()))
     }
 
     /// Leader side of a commit: stamp, replicate, wait for apply.
     pub async fn leader_commit(&self, command: Command) -> Result<(ApplyOutcome, u64), TxnError> {
-        let ts = self.hlc.next_fenced()?;
+        let ts = {
+            let mut inflight = self.inflight.lock();
+            let ts = self.hlc.next_fenced()?;
+            *inflight.live.entry(ts).or_default() += 1;
+            ts
+        };
         let command = stamp_commit_ts(command, ts);
-        *self.inflight.lock().live.entry(ts).or_default() += 1;
         let result = self.handle.propose(command.encode()).await;
         {
             let mut inflight = self.inflight.lock();
@@ -252,7 +259,6 @@ impl ReplicatedBackend {
                 Err(_) => {}
             }
         }
-        self.inflight_changed.notify_waiters();
         let applied = result.map_err(raft_err)?;
         let outcome = ApplyOutcome::decode(&applied.response)
             .map_err(|e| TxnError::Unavailable(format!("bad apply result: {e}")))?;

@@ -314,7 +314,7 @@ impl Node {
         let redis_addr = match cfg.redis_listen() {
             None => None,
             Some((addr, explicit)) => {
-                let executor = Arc::new(RedisExecutor::new(backend.clone()));
+                let executor = RedisExecutor::new(backend.clone());
                 let local = Arc::new(LocalBroker::new());
                 let broker = Arc::new(ClusterBroker::new(
                     local.clone(),

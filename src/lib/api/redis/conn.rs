@@ -25,6 +25,9 @@ use super::reply::{Protocol, Reply};
 use super::resp::RequestParser;
 use super::session::{After, Session};
 
+/// Most complete requests taken from the input buffer at once (the session
+/// batches runs of plain data commands among them).
+const PIPELINE_LOOKAHEAD: usize = 256;
 /// Pending reply bytes above which a pipeline's replies are flushed early.
 pub const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
 /// Bytes reserved for each socket read.
@@ -152,20 +155,38 @@ impl<E: CommandExecutor, B: PubSubBroker> Connection<E, B> {
         let handle = Arc::clone(self.session.handle());
         let mut replies = Vec::new();
         loop {
-            let argv = match self.parser.next_request(&mut self.input) {
-                Ok(Some(argv)) => argv,
-                Ok(None) => return None,
-                Err(err) => {
-                    let reply = err.to_reply();
-                    self.encode(&reply, self.session.protocol());
-                    let _ = self.flush().await;
-                    return Some(Exit::ProtocolError);
-                }
+            // Requests already complete in the buffer are taken together so
+            // the session can batch them. Before authentication the parser's
+            // limits depend on each request's outcome, so one at a time.
+            let mut requests = Vec::new();
+            let mut protocol_error = None;
+            let ahead = if self.session.is_authenticated() {
+                PIPELINE_LOOKAHEAD
+            } else {
+                1
             };
-            let after = tokio::select! {
-                after = self.session.dispatch(argv, &mut replies) => after,
-                _ = handle.killed() => return Some(Exit::Killed),
-                _ = shutdown.changed() => return Some(Exit::Shutdown),
+            while requests.len() < ahead {
+                match self.parser.next_request(&mut self.input) {
+                    Ok(Some(argv)) => requests.push(argv),
+                    Ok(None) => break,
+                    Err(err) => {
+                        // Requests before the bad one are still answered.
+                        protocol_error = Some(err.to_reply());
+                        break;
+                    }
+                }
+            }
+            if requests.is_empty() && protocol_error.is_none() {
+                return None;
+            }
+            let after = if requests.is_empty() {
+                After::Continue
+            } else {
+                tokio::select! {
+                    after = self.session.dispatch_pipeline(requests, &mut replies) => after,
+                    _ = handle.killed() => return Some(Exit::Killed),
+                    _ = shutdown.changed() => return Some(Exit::Shutdown),
+                }
             };
             self.parser
                 .set_authenticated(self.session.is_authenticated());
@@ -176,6 +197,11 @@ impl<E: CommandExecutor, B: PubSubBroker> Connection<E, B> {
             if after == After::Close {
                 let _ = self.flush().await;
                 return Some(Exit::Quit);
+            }
+            if let Some(reply) = protocol_error {
+                self.encode(&reply, protocol);
+                let _ = self.flush().await;
+                return Some(Exit::ProtocolError);
             }
             if self.session.is_subscribed()
                 && let Err(exit) = self.deliver_messages()

@@ -70,4 +70,32 @@ pub trait CommandExecutor: Send + Sync + 'static {
 
     /// Captures the version token of `key` for WATCH.
     fn watch_token(&self, key: &[u8]) -> impl Future<Output = Result<WatchToken, Reply>> + Send;
+
+    /// True when `command` may share one transaction with the pipelined
+    /// commands around it (see [`CommandExecutor::execute_batch`]). Blocking
+    /// and scripting commands, which manage their own transactions, answer
+    /// false; so does any command of an executor that does not batch.
+    fn can_batch(&self, _command: &Command) -> bool {
+        false
+    }
+
+    /// Executes pipelined commands of one connection, in order, returning
+    /// one reply per command. An executor may run them in a single
+    /// transaction: that is a valid serialisation (every command takes
+    /// effect at the batch's commit point, in order, and no reply leaves
+    /// before the commit), and it turns N Raft round trips into one. Only
+    /// commands for which [`CommandExecutor::can_batch`] is true are passed.
+    fn execute_batch(
+        &self,
+        client: &ClientInfo,
+        commands: Vec<Command>,
+    ) -> impl Future<Output = Vec<Reply>> + Send {
+        async move {
+            let mut replies = Vec::with_capacity(commands.len());
+            for command in commands {
+                replies.push(self.execute(client, command).await);
+            }
+            replies
+        }
+    }
 }

@@ -47,6 +47,23 @@ pub enum After {
     Close,
 }
 
+/// Most pipelined commands run in one batch.
+pub const MAX_BATCH_COMMANDS: usize = 64;
+/// Argument bytes above which a batch is closed early (a batch is one Raft
+/// entry; huge values go in entries of their own).
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
+/// What [`Session::prepare`] decided about one request.
+enum Prepared {
+    /// Already answered (an error, or `QUEUED` inside MULTI).
+    Answered(Reply),
+    /// A plain data command that may share a transaction with its
+    /// pipelined neighbours.
+    Batchable(Command),
+    /// Runs on its own: connection-level, blocking or scripting commands.
+    Alone(Command),
+}
+
 #[derive(Debug, Default)]
 struct MultiState {
     queue: Vec<Command>,
@@ -190,12 +207,93 @@ impl<E: CommandExecutor, B: PubSubBroker> Session<E, B> {
     /// Handles one request (`argv[0]` is the command name), appending its
     /// replies to `replies` (subscribe commands answer once per channel).
     pub async fn dispatch(&mut self, argv: Vec<Bytes>, replies: &mut Vec<Reply>) -> After {
+        match self.prepare(argv) {
+            Prepared::Answered(reply) => {
+                replies.push(reply);
+                After::Continue
+            }
+            Prepared::Batchable(command) | Prepared::Alone(command) => {
+                self.run(command, replies).await
+            }
+        }
+    }
+
+    /// Handles pipelined requests in order, as [`Session::dispatch`] would
+    /// one by one, except that each run of consecutive plain data commands
+    /// (up to [`MAX_BATCH_COMMANDS`] commands or [`MAX_BATCH_BYTES`] of
+    /// arguments) goes to the executor as one batch, so a pipeline of N
+    /// writes costs one commit instead of N. Stops after a request that
+    /// closes the connection.
+    pub async fn dispatch_pipeline(
+        &mut self,
+        requests: Vec<Vec<Bytes>>,
+        replies: &mut Vec<Reply>,
+    ) -> After {
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        for argv in requests {
+            match self.prepare(argv) {
+                Prepared::Batchable(command) => {
+                    batch_bytes += command.args.iter().map(Bytes::len).sum::<usize>();
+                    batch.push(command);
+                    if batch.len() >= MAX_BATCH_COMMANDS || batch_bytes >= MAX_BATCH_BYTES {
+                        self.run_batch(&mut batch, replies).await;
+                        batch_bytes = 0;
+                    }
+                }
+                Prepared::Answered(reply) => {
+                    self.run_batch(&mut batch, replies).await;
+                    batch_bytes = 0;
+                    replies.push(reply);
+                }
+                Prepared::Alone(command) => {
+                    self.run_batch(&mut batch, replies).await;
+                    batch_bytes = 0;
+                    if self.run(command, replies).await == After::Close {
+                        return After::Close;
+                    }
+                }
+            }
+        }
+        self.run_batch(&mut batch, replies).await;
+        After::Continue
+    }
+
+    async fn run_batch(&mut self, batch: &mut Vec<Command>, replies: &mut Vec<Reply>) {
+        match batch.len() {
+            0 => {}
+            1 => {
+                if let Some(command) = batch.pop() {
+                    replies.push(self.executor.execute(&self.info, command).await);
+                }
+            }
+            _ => {
+                let commands = std::mem::take(batch);
+                replies.extend(self.executor.execute_batch(&self.info, commands).await);
+            }
+        }
+    }
+
+    /// Runs a prepared command that is not answered yet.
+    async fn run(&mut self, command: Command, replies: &mut Vec<Reply>) -> After {
+        if is_connection_level(command.spec.name) {
+            return self.run_local(command, replies).await;
+        }
+        replies.push(self.executor.execute(&self.info, command).await);
+        After::Continue
+    }
+
+    /// Resolves and checks one request: everything that happens before a
+    /// command runs (arity, authentication, subscribe mode, MULTI queuing).
+    /// Only connection-level commands change the session's state, and they
+    /// are never batched, so preparing a request ahead of the batch it
+    /// joins sees the same state as preparing it just before it runs.
+    fn prepare(&mut self, argv: Vec<Bytes>) -> Prepared {
         let resolved = match command::resolve(&argv) {
             Ok(resolved) => resolved,
             Err(reply) => {
                 self.flag_transaction();
-                replies.push(reply);
-                return After::Continue;
+                return Prepared::Answered(reply);
             }
         };
         let name = full_name(&resolved);
@@ -207,8 +305,7 @@ impl<E: CommandExecutor, B: PubSubBroker> Session<E, B> {
         }
         if !self.authenticated && !resolved.spec.has_flag(flags::NO_AUTH) {
             self.flag_transaction();
-            replies.push(Reply::error(ERR_NOAUTH));
-            return After::Continue;
+            return Prepared::Answered(Reply::error(ERR_NOAUTH));
         }
         let spec_name = resolved.spec.name;
         if self.is_subscribed()
@@ -216,10 +313,9 @@ impl<E: CommandExecutor, B: PubSubBroker> Session<E, B> {
             && !is_subscribe_family(spec_name)
             && !matches!(spec_name, "PING" | "QUIT" | "RESET")
         {
-            replies.push(Reply::error(format!(
+            return Prepared::Answered(Reply::error(format!(
                 "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             )));
-            return After::Continue;
         }
         let command = Command {
             spec: resolved.spec,
@@ -234,21 +330,21 @@ impl<E: CommandExecutor, B: PubSubBroker> Session<E, B> {
         {
             if is_subscribe_family(spec_name) {
                 self.flag_transaction();
-                replies.push(Reply::error("ERR Command not allowed inside a transaction"));
-                return After::Continue;
+                return Prepared::Answered(Reply::error(
+                    "ERR Command not allowed inside a transaction",
+                ));
             }
             if let Some(multi) = self.multi.as_mut() {
                 multi.queue.push(command);
                 self.handle.state.lock().multi = multi.queue.len() as i64;
             }
-            replies.push(Reply::simple("QUEUED"));
-            return After::Continue;
+            return Prepared::Answered(Reply::simple("QUEUED"));
         }
-        if is_connection_level(spec_name) {
-            return self.run_local(command, replies).await;
+        if is_connection_level(spec_name) || !self.executor.can_batch(&command) {
+            Prepared::Alone(command)
+        } else {
+            Prepared::Batchable(command)
         }
-        replies.push(self.executor.execute(&self.info, command).await);
-        After::Continue
     }
 
     fn flag_transaction(&mut self) {

@@ -4,12 +4,14 @@
 //!
 //! Invariants: one command = one [`Txn`] (begin → logic → commit), retried
 //! from scratch on a write conflict a bounded number of times; a MULTI/EXEC
-//! queue and a Lua script also run in exactly one transaction; command
+//! queue, a Lua script and a run of pipelined plain data commands
+//! ([`CommandExecutor::execute_batch`]) also run in exactly one transaction; command
 //! logic is synchronous over the transaction, so it is reusable from Lua;
 //! after every successful commit the keys the command wrote are signalled
 //! to blocked clients ([`RedisExecutor::notify_key_written`]).
 
 mod blocking;
+mod combiner;
 mod ctx;
 mod cursors;
 mod dispatch;
@@ -43,19 +45,23 @@ pub const MAX_CONFLICT_RETRIES: u32 = 16;
 /// Executes Redis data commands over a [`KvBackend`].
 pub struct RedisExecutor<B: KvBackend> {
     backend: Arc<B>,
+    combiner: combiner::Combiner<B>,
     cursors: Mutex<CursorTable>,
     waiters: KeyWaiters,
     started: Instant,
 }
 
 impl<B: KvBackend> RedisExecutor<B> {
-    pub fn new(backend: Arc<B>) -> Self {
-        RedisExecutor {
+    /// An executor over `backend` (shared: its write-combining task holds
+    /// a weak reference to it).
+    pub fn new(backend: Arc<B>) -> Arc<Self> {
+        Arc::new_cyclic(|me| RedisExecutor {
             backend,
+            combiner: combiner::Combiner::new(me.clone()),
             cursors: Mutex::new(CursorTable::new(cursors::DEFAULT_CAPACITY)),
             waiters: KeyWaiters::default(),
             started: Instant::now(),
-        }
+        })
     }
 
     pub fn backend(&self) -> &Arc<B> {
@@ -84,11 +90,19 @@ impl<B: KvBackend> RedisExecutor<B> {
 
     /// Runs `body` in a transaction, retrying on conflict; signals the
     /// written keys after a successful commit.
-    pub(crate) async fn run_txn<F>(&self, client: Option<&ClientInfo>, mut body: F) -> Reply
+    pub(crate) async fn run_txn<F>(&self, client: Option<&ClientInfo>, body: F) -> Reply
     where
         F: FnMut(&mut Ctx<'_, '_, '_, B>) -> Result<Reply, TxnError>,
     {
         let protocol = client.map_or(Protocol::Resp2, |c| c.protocol);
+        self.run_txn_with_protocol(protocol, body).await
+    }
+
+    /// [`RedisExecutor::run_txn`] for replies shaped for `protocol`.
+    pub(crate) async fn run_txn_with_protocol<F>(&self, protocol: Protocol, mut body: F) -> Reply
+    where
+        F: FnMut(&mut Ctx<'_, '_, '_, B>) -> Result<Reply, TxnError>,
+    {
         let mut backoff = Duration::from_millis(1);
         for attempt in 0..=MAX_CONFLICT_RETRIES {
             let mut txn = match Txn::begin(&*self.backend).await {
@@ -122,6 +136,14 @@ impl<B: KvBackend> RedisExecutor<B> {
     }
 }
 
+/// True for commands that may write: they go through the write combiner
+/// (read-only commands run at once, in parallel).
+fn writes(command: &Command) -> bool {
+    let spec = command.subcommand.unwrap_or(command.spec);
+    !spec.has_flag(super::command::flags::READONLY)
+        && !command.spec.has_flag(super::command::flags::READONLY)
+}
+
 /// The reply for a transaction-level failure.
 pub fn txn_error_reply(err: &TxnError) -> Reply {
     match err {
@@ -139,6 +161,12 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
             }
             "XREAD" => return blocking::run_xread(self, client, &command).await,
             _ => {}
+        }
+        if writes(&command) {
+            let mut replies = self.combiner.submit(client.protocol, vec![command]).await;
+            return replies
+                .pop()
+                .unwrap_or_else(|| Reply::error("ERR write reply missing"));
         }
         self.run_txn(Some(client), |ctx| dispatch::run(ctx, &command))
             .await
@@ -170,6 +198,50 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
             Ok(Reply::Array(replies))
         })
         .await
+    }
+
+    fn can_batch(&self, command: &Command) -> bool {
+        !matches!(
+            command.name(),
+            "BLPOP"
+                | "BRPOP"
+                | "BZPOPMIN"
+                | "BZPOPMAX"
+                | "BLMOVE"
+                | "BRPOPLPUSH"
+                | "XREAD"
+                | "XREADGROUP"
+                | "EVAL"
+                | "EVALSHA"
+                | "EVAL_RO"
+                | "EVALSHA_RO"
+                | "SCRIPT"
+                | "FCALL"
+                | "FCALL_RO"
+                | "FUNCTION"
+        )
+    }
+
+    async fn execute_batch(&self, client: &ClientInfo, commands: Vec<Command>) -> Vec<Reply> {
+        if commands.iter().any(writes) {
+            return self.combiner.submit(client.protocol, commands).await;
+        }
+        let count = commands.len();
+        let reply = self
+            .run_txn(Some(client), |ctx| {
+                let mut replies = Vec::with_capacity(count);
+                for command in &commands {
+                    replies.push(dispatch::run(ctx, command)?);
+                }
+                Ok(Reply::Array(replies))
+            })
+            .await;
+        match reply {
+            Reply::Array(replies) if replies.len() == count => replies,
+            // The transaction as a whole failed (unavailable, too many
+            // conflicts): nothing was written, every command gets the error.
+            failure => vec![failure; count],
+        }
     }
 
     async fn watch_token(&self, key: &[u8]) -> Result<WatchToken, Reply> {
