@@ -45,6 +45,8 @@ pub enum Command {
         #[command(subcommand)]
         op: SnapshotOp,
     },
+    /// Decode .fsm snapshot files into a logical backup tree (offline).
+    SnapshotDecode(Box<super::snapshot_decode::SnapshotDecodeArgs>),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.

@@ -651,3 +651,20 @@ fn stream_field_decoding_bounds_its_allocation() {
         vec![]
     );
 }
+
+#[test]
+fn sketches_written_by_real_redis_are_recognised() {
+    // GET of `PFADD e` (empty) and of `PFADD s x0 … x49` on redis-server 7.0.
+    let empty = hex::decode("48594c4c0100000000000000000000807fff").unwrap();
+    let sparse = hex::decode(concat!(
+        "48594c4c010000000000000000000080388043389442a384404780148042148040fb90",
+        "4088801e8042ca88414384410980409d8440ebb4404390404c8840dd80048407844291",
+        "80414080413a8040508842988041fe84405984258441088c40c88441199044908040cb",
+        "88405d80412484440d98417f8c446d80409f8842088024842d88407b9444558c410884",
+        "2a8443be844126a433844074804050884061"
+    ))
+    .unwrap();
+    assert_eq!(sparse.len(), 158);
+    assert!(is_hll_sketch(&empty));
+    assert!(is_hll_sketch(&sparse));
+}
