@@ -24,6 +24,12 @@ pub enum DecodeService {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 success; 1 other failure; 2 usage error; 3 corrupt, \
+        truncated or foreign input (or inputs that contradict each other); 4 the output \
+        exists and is not an empty directory; 5 I/O error. On failure the output is left \
+        as it was."
+)]
 pub struct SnapshotDecodeArgs {
     /// A .fsm snapshot file; repeat with one file per Raft group to merge
     /// the groups into one tree.
