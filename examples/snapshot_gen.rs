@@ -49,7 +49,7 @@ fn sparse_hll(rng: &mut Rng) -> Vec<u8> {
     sketch.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]);
     let mut left: u64 = 16384;
     while left > 0 {
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             sketch.push(0x80 | (((rng.next() % 32) as u8) << 2));
             left -= 1;
         } else {
@@ -140,7 +140,7 @@ fn key_rows(i: u64, per_key: usize, rng: &mut Rng, ttl: u64) -> Vec<(Vec<u8>, Ve
         }
         _ => Body::String(sparse_hll(rng)),
     };
-    let expire_at = if i % 5 == 0 { ttl } else { 0 };
+    let expire_at = if i.is_multiple_of(5) { ttl } else { 0 };
     rows.insert(0, (meta_key(&key), body.encode(), expire_at));
     rows
 }

@@ -15,7 +15,9 @@ use std::path::Path;
 use elastickv::backup::decode::DecodePlan;
 use elastickv::backup::tree::TreeReader;
 use elastickv::model::redis::backup_decode::{RedisSnapshotDecoder, read_snapshot_records};
-use elastickv::model::redis::layout::{TAG_HASH, TAG_LIST, TAG_SET, TAG_STREAM, TAG_ZINDEX, TAG_ZMEMBER, member_key, meta_key};
+use elastickv::model::redis::layout::{
+    TAG_HASH, TAG_LIST, TAG_SET, TAG_STREAM, TAG_ZINDEX, TAG_ZMEMBER, member_key, meta_key,
+};
 use elastickv::model::redis::{Body, StreamMeta};
 use elastickv::snapshot::{SnapshotHeader, SnapshotWriter};
 use elastickv::storage::keys::encode_data_key;
@@ -105,7 +107,8 @@ fn arb_row() -> impl Strategy<Value = Row> {
         any::<u8>()
     ];
     prop_oneof![
-        (0u8..4, arb_body(), prop_oneof![Just(0u64), 1u64..100]).prop_map(|(k, b, e)| Row::Meta(k, b, e)),
+        (0u8..4, arb_body(), prop_oneof![Just(0u64), 1u64..100])
+            .prop_map(|(k, b, e)| Row::Meta(k, b, e)),
         (
             0u8..4,
             tags,

@@ -713,7 +713,7 @@ fn decode_input(
     let mut seen = 0u64;
     while let Some(record) = reader.next_record().map_err(snapshot)? {
         seen += 1;
-        if seen % PROGRESS_EVERY == 0 {
+        if seen.is_multiple_of(PROGRESS_EVERY) {
             progress(reader.bytes_read());
         }
         let key = decode_key(&record.key).map_err(record_error)?;

@@ -223,9 +223,9 @@ mod tests {
             (b"c".to_vec(), 50, Some((b"future".to_vec(), 0))),
         ]);
         let (rows, counts) = select_all(30, &recs);
-        assert_eq!(rows.get(&b"a".to_vec()), Some(&b"new".to_vec()));
-        assert_eq!(rows.get(&b"b".to_vec()), None, "deleted key resurrected");
-        assert_eq!(rows.get(&b"c".to_vec()), Some(&b"c1".to_vec()));
+        assert_eq!(rows.get(b"a".as_slice()), Some(&b"new".to_vec()));
+        assert_eq!(rows.get(b"b".as_slice()), None, "deleted key resurrected");
+        assert_eq!(rows.get(b"c".as_slice()), Some(&b"c1".to_vec()));
         assert_eq!(
             counts,
             VersionCounts {
@@ -287,7 +287,7 @@ mod tests {
                 by_key.entry(key.user_key).or_default().push((key.commit_ts, value.clone()));
             }
             for (key, mut list) in by_key {
-                list.sort_by(|a, b| b.0.cmp(&a.0));
+                list.sort_by_key(|version| std::cmp::Reverse(version.0));
                 if let Some((_, value)) = list.into_iter().find(|(ts, _)| *ts <= read_ts) {
                     let decoded = crate::storage::decode_value(b"", &value).unwrap();
                     if decoded.is_live_at(read_ts) {

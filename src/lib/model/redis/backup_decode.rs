@@ -189,48 +189,42 @@ fn warn(counts: &mut RedisDecodeCounts, key: &[u8], detail: &str) {
     tracing::warn!(key = %describe_key(key), "redis decode: {detail}");
 }
 
+/// A stream entry's field/value pairs.
+type StreamFields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Decodes a stream entry value: `u32be count ‖ (u32be len ‖ bytes)*`,
 /// items alternating field and value.
-fn decode_stream_fields(
-    key: &[u8],
-    raw: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceDecodeError> {
+fn decode_stream_fields(key: &[u8], raw: &[u8]) -> Result<StreamFields, ServiceDecodeError> {
     let truncated = || corrupt(key, "stream entry value is truncated");
-    let mut rest = raw;
-    let mut word = || -> Result<usize, ServiceDecodeError> {
-        let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
-        rest = tail;
-        Ok(u32::from_be_bytes(*head) as usize)
-    };
-    let count = word()?;
-    drop(word);
-    if count % 2 != 0 {
+    let (head, mut rest) = raw.split_first_chunk::<4>().ok_or_else(truncated)?;
+    let count = u32::from_be_bytes(*head) as usize;
+    if !count.is_multiple_of(2) {
         return Err(corrupt(
             key,
             format!("stream entry holds {count} items, not field/value pairs"),
         ));
     }
     // Every item costs at least its 4-byte length: bounds the allocation.
-    let mut items = Vec::with_capacity(count.min(rest.len() / 4));
+    let mut pairs = Vec::with_capacity((count / 2).min(rest.len() / 8));
+    let mut pending: Option<Vec<u8>> = None;
     for _ in 0..count {
         let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
         let len = u32::from_be_bytes(*head) as usize;
         if tail.len() < len {
             return Err(truncated());
         }
-        items.push(tail[..len].to_vec());
+        let item = tail[..len].to_vec();
         rest = &tail[len..];
+        match pending.take() {
+            None => pending = Some(item),
+            Some(field) => pairs.push((field, item)),
+        }
     }
     if !rest.is_empty() {
         return Err(corrupt(
             key,
             format!("{} stray bytes after a stream entry's fields", rest.len()),
         ));
-    }
-    let mut pairs = Vec::with_capacity(items.len() / 2);
-    let mut items = items.into_iter();
-    while let (Some(field), Some(value)) = (items.next(), items.next()) {
-        pairs.push((field, value));
     }
     Ok(pairs)
 }

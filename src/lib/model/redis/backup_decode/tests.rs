@@ -178,7 +178,7 @@ fn sparse_hll() -> Vec<u8> {
     let mut sketch = b"HYLL".to_vec();
     sketch.push(HLL_SPARSE);
     sketch.extend_from_slice(&[0; 11]);
-    sketch.push(0b1_00010_00); // one register of value 3
+    sketch.push(0b1000_1000); // VAL opcode: one register of value 3
     let mut left = HLL_REGISTERS - 1;
     while left > 0 {
         let run = left.min(16384);
@@ -380,7 +380,10 @@ fn hll_detection_requires_a_structurally_valid_sketch() {
     assert_eq!(decoded[0].value, RedisValue::String(short));
 }
 
-fn decode_raw(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<RedisRecord>, ServiceDecodeError> {
+/// (user key, body) rows.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn decode_raw(rows: &Rows) -> Result<Vec<RedisRecord>, ServiceDecodeError> {
     let mut store = Store::default();
     for (user_key, body) in rows {
         store.put_row(user_key, 10, body, 0);
@@ -391,7 +394,7 @@ fn decode_raw(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<RedisRecord>, ServiceDe
 #[test]
 fn corrupt_rows_are_errors_naming_the_key() {
     let meta = |body: Body| (meta_key(b"bad"), body.encode());
-    let cases: Vec<(Vec<(Vec<u8>, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Rows, &str)> = vec![
         (vec![(meta_key(b"bad"), vec![9])], "unknown META type"),
         (
             vec![
@@ -578,6 +581,9 @@ fn value_strategy() -> impl Strategy<Value = RedisValue> {
     ]
 }
 
+/// Keys a reader sees after some steps: key → (deadline ms, value).
+type State = BTreeMap<Vec<u8>, (Option<u64>, RedisValue)>;
+
 /// One step of a key's history.
 #[derive(Debug, Clone)]
 enum Op {
@@ -604,7 +610,7 @@ proptest! {
     ) {
         let mut store = Store::default();
         // Step i commits at physical ms 10*(i+1); TTLs are relative.
-        let mut states: Vec<BTreeMap<Vec<u8>, (Option<u64>, RedisValue)>> = vec![BTreeMap::new()];
+        let mut states: Vec<State> = vec![BTreeMap::new()];
         for (i, (key, op)) in history.iter().enumerate() {
             let ms = 10 * (i as u64 + 1);
             let ts = compose(ms, 0);
