@@ -4,7 +4,10 @@
 //! Checks the tree (read back through the verifying tree reader),
 //! `sha256sum -c CHECKSUMS`, `jq` on every JSON file, the JSON summary, exit
 //! codes for damaged, foreign and conflicting inputs (with no output left
-//! behind), multi-group merging and `--data-dir` discovery.
+//! behind), multi-group merging and `--data-dir` discovery, also on the
+//! data dir of a running `elastickv serve` process.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -645,4 +648,71 @@ async fn data_dir_decodes_the_newest_snapshot_of_every_group() {
         "{}",
         stderr(&run)
     );
+}
+
+/// `redis-cli` against a running node, retried until it answers (bounded).
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Process::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success()
+            && !text.starts_with("ERR")
+            && !text.contains("refused")
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-cli {args:?}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_of_a_running_node_decodes() {
+    let cluster = support::cluster::Cluster::start(1).await;
+    let node = cluster.node(1);
+    let port = node.redis.port();
+    assert_eq!(redis_cli(port, &["SET", "live-a", "1"]), "OK");
+    assert_eq!(redis_cli(port, &["HSET", "live-h", "f", "v"]), "1");
+    assert_eq!(redis_cli(port, &["RPUSH", "live-l", "x", "y"]), "2");
+    let written = cluster.snapshot_create(1).await.unwrap();
+    assert!(written.starts_with(&node.data_dir), "{}", written.display());
+    // Written after the snapshot: not in it.
+    assert_eq!(redis_cli(port, &["SET", "later", "2"]), "OK");
+
+    let out = tempfile::tempdir().unwrap();
+    let tree_dir = out.path().join("tree");
+    let run = decode(&[
+        "--data-dir",
+        node.data_dir.to_str().unwrap(),
+        "--output",
+        tree_dir.to_str().unwrap(),
+        "--output-format",
+        "json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(node.is_running());
+    let tree = read_tree(&tree_dir);
+    assert_eq!(tree[&b"live-a".to_vec()].value, RedisValue::String(b("1")));
+    assert_eq!(
+        tree[&b"live-h".to_vec()].value,
+        RedisValue::Hash(vec![(b("f"), b("v"))])
+    );
+    assert_eq!(
+        tree[&b"live-l".to_vec()].value,
+        RedisValue::List(vec![b("x"), b("y")])
+    );
+    assert!(!tree.contains_key(&b"later".to_vec()));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["groups"][0]["path"], written.display().to_string());
+    assert_eq!(manifest(&tree_dir)["cluster_id"], summary["cluster_id"]);
+    assert_ne!(summary["cluster_id"], "", "a real node names its cluster");
 }
