@@ -710,7 +710,7 @@ async fn the_data_dir_of_a_running_node_decodes() {
         tree[&b"live-l".to_vec()].value,
         RedisValue::List(vec![b("x"), b("y")])
     );
-    assert!(!tree.contains_key(&b"later".to_vec()));
+    assert!(!tree.contains_key(b"later".as_slice()));
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(summary["groups"][0]["path"], written.display().to_string());
     assert_eq!(manifest(&tree_dir)["cluster_id"], summary["cluster_id"]);
