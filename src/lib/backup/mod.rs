@@ -13,6 +13,8 @@
 //! * [`tree`]      — staged, atomic tree writer and verify-first tree reader
 //! * [`service`]   — the trait every service mapping (Redis now) implements
 //! * [`redis`]     — Redis records ⇄ `redis/db_<n>/`
+//! * [`visible`]   — MVCC version selection (the newest visible version)
+//! * [`decode`]    — `.fsm` snapshots → one tree, through service decoders
 //!
 //! Invariants kept by the whole module: a tree that carries `MANIFEST.json`
 //! and `CHECKSUMS` is complete (both are written last, and the tree appears
@@ -20,6 +22,7 @@
 //! manifest and every checksum verified; input bytes never cause a panic.
 
 pub mod checksums;
+pub mod decode;
 pub mod error;
 pub mod filename;
 pub mod json;
@@ -29,5 +32,6 @@ pub mod redis;
 pub mod rfc3339;
 pub mod service;
 pub mod tree;
+pub mod visible;
 
 pub use error::BackupError;
