@@ -12,6 +12,7 @@
 //! * [`rfc3339`]   — the `wall_time_iso` timestamp form
 //! * [`tree`]      — staged, atomic tree writer and verify-first tree reader
 //! * [`service`]   — the trait every service mapping (Redis now) implements
+//! * [`encode`]    — tree → `.fsm` (snapshot-encode): sort, spill, write, self-test
 //! * [`redis`]     — Redis records ⇄ `redis/db_<n>/`
 //!
 //! Invariants kept by the whole module: a tree that carries `MANIFEST.json`
@@ -20,6 +21,7 @@
 //! manifest and every checksum verified; input bytes never cause a panic.
 
 pub mod checksums;
+pub mod encode;
 pub mod error;
 pub mod filename;
 pub mod json;
