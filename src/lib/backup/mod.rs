@@ -14,6 +14,8 @@
 //! * [`service`]   — the trait every service mapping (Redis now) implements
 //! * [`encode`]    — tree → `.fsm` (snapshot-encode): sort, spill, write, self-test
 //! * [`redis`]     — Redis records ⇄ `redis/db_<n>/`
+//! * [`visible`]   — MVCC version selection (the newest visible version)
+//! * [`decode`]    — `.fsm` snapshots → one tree, through service decoders
 //!
 //! Invariants kept by the whole module: a tree that carries `MANIFEST.json`
 //! and `CHECKSUMS` is complete (both are written last, and the tree appears
@@ -21,6 +23,7 @@
 //! manifest and every checksum verified; input bytes never cause a panic.
 
 pub mod checksums;
+pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod filename;
@@ -31,5 +34,6 @@ pub mod redis;
 pub mod rfc3339;
 pub mod service;
 pub mod tree;
+pub mod visible;
 
 pub use error::BackupError;

@@ -45,6 +45,14 @@ pub enum Command {
         #[command(subcommand)]
         op: SnapshotOp,
     },
+    /// Decode .fsm snapshot files into a logical backup tree (offline).
+    ///
+    /// Dumps the newest version of every key visible at each snapshot's last
+    /// commit timestamp; deleted and expired keys, derived indexes and
+    /// transaction state are left out. Several groups' snapshots merge into
+    /// one tree, which appears at --output complete (MANIFEST.json, CHECKSUMS)
+    /// or not at all. A progress bar is shown when stderr is a terminal.
+    SnapshotDecode(Box<super::snapshot_decode::SnapshotDecodeArgs>),
     /// Offline: a logical backup tree → a `.fsm` snapshot file that a fresh node
     /// can start from (`serve --restore-from`).
     SnapshotEncode(SnapshotEncodeArgs),

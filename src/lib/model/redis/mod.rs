@@ -6,6 +6,7 @@
 //! The model is synchronous over a [`crate::txn::Txn`] so that a command,
 //! a MULTI/EXEC queue or a Lua script runs in exactly one transaction.
 
+pub mod backup_decode;
 pub mod backup_encode;
 pub mod collections;
 pub mod db;
