@@ -28,6 +28,9 @@ use elastickv::storage::{Direction, StoreOptions};
 use elastickv::txn::{LocalBackend, Txn};
 use proptest::prelude::*;
 
+/// (user key, value, expire_at) of each row.
+type Rows = Vec<(Vec<u8>, Vec<u8>, u64)>;
+
 /// 2096: no generated key expires during a test.
 const FUTURE_MS: u64 = 4_000_000_000_000;
 /// The commit time written into random trees' manifests (2024).
@@ -429,11 +432,11 @@ async fn encoder_rows_equal_the_rows_redis_commands_write() {
             panic!("{record:?} produced no rows");
         };
         rows.sort_by(|a, b| a.user_key.cmp(&b.user_key));
-        let encoded: Vec<(Vec<u8>, Vec<u8>, u64)> = rows
+        let encoded: Rows = rows
             .into_iter()
             .map(|row| (row.user_key, row.body, row.expire_at))
             .collect();
-        let written: Vec<(Vec<u8>, Vec<u8>, u64)> = txn
+        let written: Rows = txn
             .scan(
                 &meta_key(&record.key),
                 Some(&key_end(&record.key)),

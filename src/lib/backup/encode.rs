@@ -463,7 +463,7 @@ struct SinkStats {
 pub struct RowSink<'p> {
     commit_ts: Timestamp,
     budget: usize,
-    buffer: Vec<(Vec<u8>, Vec<u8>)>,
+    buffer: Vec<EncodedRow>,
     buffered_bytes: usize,
     spill_parent: PathBuf,
     spill_prefix: String,
@@ -565,7 +565,7 @@ impl<'p> RowSink<'p> {
     }
 
     /// Sorts the buffer, refusing two rows with one key.
-    fn sort_buffer(buffer: &mut [(Vec<u8>, Vec<u8>)]) -> Result<(), EncodeError> {
+    fn sort_buffer(buffer: &mut [EncodedRow]) -> Result<(), EncodeError> {
         buffer.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(pair) = buffer.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(EncodeError::DuplicateRow {
@@ -657,6 +657,9 @@ fn write_framed(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes)
 }
 
+/// An encoded data row: (MVCC key, version bytes).
+type EncodedRow = (Vec<u8>, Vec<u8>);
+
 /// A k-way merge of sorted spill runs.
 struct RunMerge {
     runs: Vec<(PathBuf, BufReader<File>)>,
@@ -698,7 +701,7 @@ impl RunMerge {
         Ok(())
     }
 
-    fn next_row(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, EncodeError> {
+    fn next_row(&mut self) -> Result<Option<EncodedRow>, EncodeError> {
         let Some(Reverse((key, index))) = self.heads.pop() else {
             return Ok(None);
         };

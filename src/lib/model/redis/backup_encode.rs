@@ -555,8 +555,11 @@ mod tests {
         }
     }
 
-    /// Every visible row of `key`: (user key, value, expire_at).
-    fn visible_rows(txn: &mut Txn<'_, LocalBackend>, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, u64)> {
+    /// (user key, value, expire_at) of each row.
+    type Rows = Vec<(Vec<u8>, Vec<u8>, u64)>;
+
+    /// Every visible row of `key`.
+    fn visible_rows(txn: &mut Txn<'_, LocalBackend>, key: &[u8]) -> Rows {
         txn.scan(
             &meta_key(key),
             Some(&key_end(key)),
