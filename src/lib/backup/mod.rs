@@ -12,6 +12,7 @@
 //! * [`rfc3339`]   — the `wall_time_iso` timestamp form
 //! * [`tree`]      — staged, atomic tree writer and verify-first tree reader
 //! * [`service`]   — the trait every service mapping (Redis now) implements
+//! * [`encode`]    — tree → `.fsm` (snapshot-encode): sort, spill, write, self-test
 //! * [`redis`]     — Redis records ⇄ `redis/db_<n>/`
 //! * [`visible`]   — MVCC version selection (the newest visible version)
 //! * [`decode`]    — `.fsm` snapshots → one tree, through service decoders
@@ -23,6 +24,7 @@
 
 pub mod checksums;
 pub mod decode;
+pub mod encode;
 pub mod error;
 pub mod filename;
 pub mod json;

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod man;
 pub mod serve;
 pub mod snapshot_decode;
+pub mod snapshot_encode;
 
 use clap::{CommandFactory, Parser};
 
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             op: SnapshotOp::Create { conn },
         } => client::snapshot_create(&conn),
         Command::SnapshotDecode(args) => snapshot_decode::run(&args),
+        Command::SnapshotEncode(args) => snapshot_encode::run(&args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let name = cmd.get_name().to_string();

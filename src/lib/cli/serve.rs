@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use super::args::ServeArgs;
 use super::exit::{CliError, ExitCode};
+use crate::server::restore::{RestoreError, RestoreErrorKind};
 use crate::server::{Node, NodeError, ServeConfig};
 
 fn build_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
@@ -54,6 +55,9 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(v) = args.snapshot_every {
         cfg.snapshot_every = v;
     }
+    if let Some(v) = &args.restore_from {
+        cfg.restore_from = Some(v.clone());
+    }
     cfg.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(cfg)
 }
@@ -72,6 +76,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             Err(e @ (NodeError::PeersMismatch { .. } | NodeError::WrongNode { .. })) => {
                 return Err(CliError::Usage(e.to_string()).into());
             }
+            Err(NodeError::Restore(e)) => return Err(restore_error(e)),
             Err(e) => return Err(anyhow::Error::new(e).context("start the node")),
         };
         eprintln!(
@@ -91,6 +96,18 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         node.shutdown().await;
         Ok(ExitCode::Ok)
     })
+}
+
+/// `--restore-from` failures: a used data dir is an existing output (4), a
+/// damaged or foreign file is corrupt input (3), an unreadable one I/O (5).
+fn restore_error(err: RestoreError) -> anyhow::Error {
+    let message = format!("--restore-from: {err}");
+    match err.kind() {
+        RestoreErrorKind::DataDirNotEmpty => CliError::OutputExists(message).into(),
+        RestoreErrorKind::CorruptInput => CliError::CorruptInput(message).into(),
+        RestoreErrorKind::Io => anyhow::Error::new(std::io::Error::other(message)),
+        RestoreErrorKind::Failure => anyhow::Error::new(err).context("--restore-from"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -40,6 +40,10 @@ pub struct ServeConfig {
     /// tail of applied batches re-applies them from the log (apply is
     /// deterministic). Snapshots still fsync the applied index first.
     pub sync_writes: bool,
+    /// Start a new cluster from this `.fsm` file (`--restore-from`); a
+    /// one-time command-line action, never read from the config file.
+    #[serde(skip)]
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -61,6 +65,7 @@ impl Default for ServeConfig {
             raft_election_ticks: 200,
             snapshot_every: 10_000,
             sync_writes: false,
+            restore_from: None,
         }
     }
 }
@@ -154,6 +159,11 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id == 0 {
             return Err(ConfigError::Invalid("--node-id must be non-zero".into()));
+        }
+        if self.join && self.restore_from.is_some() {
+            return Err(ConfigError::Invalid(
+                "--join starts an empty node: it cannot --restore-from a snapshot".into(),
+            ));
         }
         if self.join && !self.peers.is_empty() {
             return Err(ConfigError::Invalid(

@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod node;
 pub mod redis;
+pub mod restore;
 pub mod state_machine;
 
 pub use backend::{Peers, ReplicatedBackend};

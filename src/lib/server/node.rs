@@ -18,6 +18,7 @@ use super::admin::{AdminService, GroupTable, PublishSink};
 use super::backend::{Peers, ReplicatedBackend};
 use super::config::{ConfigError, ServeConfig};
 use super::redis::ClusterBroker;
+use super::restore;
 use super::state_machine::GroupStateMachine;
 use crate::api::grpc::pb;
 use crate::api::redis::commands::RedisExecutor;
@@ -71,6 +72,8 @@ pub enum NodeError {
     Fsm(#[from] FsmError),
     #[error(transparent)]
     Raft(#[from] RaftError),
+    #[error(transparent)]
+    Restore(#[from] super::restore::RestoreError),
 }
 
 /// What a data dir remembers about its node (written once the node's first
@@ -160,6 +163,14 @@ impl Node {
     pub async fn start(cfg: ServeConfig) -> Result<Node, NodeError> {
         cfg.validate()?;
         let data_dir = cfg.data_dir.clone();
+        // A restore refuses a used data dir and a bad file before touching anything.
+        let seed = match &cfg.restore_from {
+            Some(path) => {
+                restore::check_fresh_data_dir(&data_dir)?;
+                Some((path.clone(), restore::verify_seed(path, DEFAULT_GROUP)?))
+            }
+            None => None,
+        };
         std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
         let identity = read_identity(&data_dir)?;
         if let Some(id) = &identity {
@@ -180,6 +191,11 @@ impl Node {
         let cluster_id = identity
             .as_ref()
             .map(|i| i.cluster_id.clone())
+            .or_else(|| {
+                seed.as_ref()
+                    .map(|(_, header)| header.cluster_id.clone())
+                    .filter(|id| !id.is_empty())
+            })
             .unwrap_or_else(|| {
                 if cfg.join {
                     String::new()
@@ -203,6 +219,12 @@ impl Node {
             store.clone(),
             hlc.clone(),
         )?);
+        if identity.is_none() {
+            restore::check_restore_complete(&group, &data_dir)?;
+        }
+        if let Some((path, header)) = &seed {
+            restore::install_seed(&group, path, header)?;
+        }
         let applied = Arc::new(Notify::new());
         let key_hook: Arc<OnceLock<KeyHook>> = Arc::new(OnceLock::new());
         let observer = {

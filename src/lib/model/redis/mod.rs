@@ -7,6 +7,7 @@
 //! a MULTI/EXEC queue or a Lua script runs in exactly one transaction.
 
 pub mod backup_decode;
+pub mod backup_encode;
 pub mod collections;
 pub mod db;
 pub mod error;
