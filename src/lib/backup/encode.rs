@@ -1,6 +1,6 @@
 //! Tree → `.fsm` (`snapshot-encode`): turns a verified logical backup tree
 //! into a snapshot file a fresh node can bootstrap from
-//! (`serve --restore-from`), ARCHITECTURE §5 and §7, docs/backup-format.md §8.
+//! (`serve --restore-from`), ARCHITECTURE §5 and §7, docs/backup-format.md §9.
 //!
 //! Flow: refuse an existing output; open the tree with [`TreeReader::open`]
 //! (MANIFEST version gate and every CHECKSUMS line verified before any

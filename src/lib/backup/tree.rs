@@ -1,10 +1,14 @@
 //! Writing and reading whole trees.
 //!
 //! [`TreeWriter`] builds the tree in a private staging directory next to the
-//! requested output, writes every file as temp + fsync + rename (never over
-//! an existing entry, never through a symlink: every path component is
+//! requested output, writes every file as temp + rename (never over an
+//! existing entry, never through a symlink: every path component is
 //! `lstat`ed on every use), and publishes with one rename after writing
-//! `MANIFEST.json` and then `CHECKSUMS` last and fsyncing every directory.
+//! `MANIFEST.json` and then `CHECKSUMS` last and making the whole staging
+//! tree durable with one `syncfs` (files are not fsynced one by one: no
+//! reader can see the staging tree, so only the publishing rename needs
+//! everything durable before it, and one file-system sync does that at a
+//! fraction of the cost of an fsync per file).
 //! A crash or an error leaves at most a hidden staging directory, never a
 //! tree that looks complete at the output path. The output must not exist
 //! or be an empty directory.
@@ -252,7 +256,7 @@ impl TreeWriter {
         })
     }
 
-    /// Writes the whole file `rel` atomically (temp, fsync, rename).
+    /// Writes the whole file `rel` atomically (temp, rename).
     ///
     /// # Errors
     /// As [`TreeWriter::create_file`] and [`TreeFile::commit`].
@@ -304,8 +308,8 @@ impl TreeWriter {
         }
         let bytes = manifest.to_bytes()?;
         self.write_file(Path::new(MANIFEST_FILE), &bytes)?;
-        sync_all_dirs(self.staging.path())?;
         let summary = checksums::write_checksums(self.staging.path())?;
+        sync_file_system(self.staging.path())?;
         let staging = self.staging.keep();
         let publish = || -> Result<(), TreeError> {
             fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
@@ -340,14 +344,22 @@ impl TreeWriter {
     }
 }
 
-fn sync_all_dirs(root: &Path) -> Result<(), TreeError> {
-    for entry in fs::read_dir(root).map_err(io_at(root))? {
-        let entry = entry.map_err(io_at(root))?;
-        if entry.file_type().map_err(io_at(&entry.path()))?.is_dir() {
-            sync_all_dirs(&entry.path())?;
-        }
+/// Makes every file and directory written under `root` durable: one
+/// `syncfs` of the file system holding it (data and metadata of all its
+/// dirty inodes), instead of an fsync per file and per directory.
+fn sync_file_system(root: &Path) -> Result<(), TreeError> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(root).map_err(io_at(root))?;
+    // SAFETY: `dir` is an open descriptor for the duration of the call;
+    // syncfs only reads it.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        return Err(TreeError::Io {
+            path: root.to_path_buf(),
+            source: io::Error::last_os_error(),
+        });
     }
-    sync_dir(root)
+    Ok(())
 }
 
 /// A file being written into the staging tree; appears at its path only
@@ -380,8 +392,9 @@ impl TreeFile {
         self.written == 0
     }
 
-    /// Flushes, fsyncs and renames the file to its path (never replacing
-    /// an existing entry).
+    /// Flushes and renames the file to its path (never replacing an
+    /// existing entry). Durability comes once for the whole tree, before it
+    /// is published ([`TreeWriter::finish`]).
     ///
     /// # Errors
     /// I/O errors; [`TreeError::AlreadyExists`].
@@ -390,7 +403,6 @@ impl TreeFile {
             path: self.rel.clone(),
             source: err.into_error(),
         })?;
-        temp.as_file().sync_all().map_err(io_at(&self.rel))?;
         temp.persist_noclobber(&self.target).map_err(|err| {
             if err.error.kind() == io::ErrorKind::AlreadyExists {
                 TreeError::AlreadyExists {
