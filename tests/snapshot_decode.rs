@@ -33,7 +33,7 @@ use elastickv::txn::LocalBackend;
 struct Node {
     dir: tempfile::TempDir,
     group: Arc<Group>,
-    exec: RedisExecutor<LocalBackend>,
+    exec: Arc<RedisExecutor<LocalBackend>>,
 }
 
 fn client() -> ClientInfo {
