@@ -428,6 +428,22 @@ impl GroupCore {
             && self.lease.valid(now)
     }
 
+    /// The lease expiry callers may read under without asking this thread:
+    /// `Some` only while [`GroupCore::lease_valid`] holds its conditions
+    /// (leader, no transfer, an entry of this term applied, not halted).
+    pub fn lease_until(&self) -> Option<Duration> {
+        let raft = &self.node.raft;
+        if self.halted.is_none()
+            && raft.state == StateRole::Leader
+            && raft.lead_transferee.is_none()
+            && self.applied_term == raft.term
+        {
+            self.lease.expiry()
+        } else {
+            None
+        }
+    }
+
     /// Starts a linearizable read; the answer comes as an `Event::Read`
     /// carrying the applied index the caller may read at.
     pub fn read(&mut self, now: Duration, tag: RequestTag) -> Result<(), RaftError> {

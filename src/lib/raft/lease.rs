@@ -13,7 +13,8 @@
 //! leadership change or a transfer began); the expiry never moves backwards
 //! except to zero on invalidation.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -59,6 +60,55 @@ impl Lease {
     pub fn valid(&self, now: Duration) -> bool {
         self.expiry.is_some_and(|e| now < e)
     }
+
+    /// The instant (on the driver's clock) the lease runs out, if held.
+    pub fn expiry(&self) -> Option<Duration> {
+        self.expiry
+    }
+}
+
+/// The read lease as callers on other threads see it: the driver publishes
+/// the expiry after every round in which it may have changed — and before
+/// sending any message of that round, so a leadership transfer (which
+/// invalidates the lease before its TimeoutNow leaves) is visible here
+/// first. A caller that finds it valid serves a linearizable read from the
+/// leader's applied state without a round trip to the driver thread: every
+/// acknowledged write was applied on the leader before it was acknowledged,
+/// and no other leader can exist before the expiry.
+#[derive(Debug)]
+pub struct LeaseGate {
+    epoch: Instant,
+    /// Nanoseconds since `epoch`; 0 = no lease.
+    until_nanos: AtomicU64,
+    /// The applied index published with it (every write acknowledged so
+    /// far is at or below it: acknowledgements follow the publication).
+    applied: AtomicU64,
+}
+
+impl LeaseGate {
+    /// A closed gate on the clock of a driver started at `epoch`.
+    pub fn new(epoch: Instant) -> LeaseGate {
+        LeaseGate {
+            epoch,
+            until_nanos: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes the lease expiry (`None`: no lease) and the applied index.
+    pub fn publish(&self, until: Option<Duration>, applied: u64) {
+        let nanos = until.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.applied.store(applied, Ordering::SeqCst);
+        self.until_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// The applied index to read at while a published lease has not run
+    /// out; `None` outside the lease.
+    pub fn read_index(&self) -> Option<u64> {
+        let until = self.until_nanos.load(Ordering::SeqCst);
+        let applied = self.applied.load(Ordering::SeqCst);
+        (until != 0 && (self.epoch.elapsed().as_nanos() as u64) < until).then_some(applied)
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +147,19 @@ mod tests {
         let mut l = Lease::new(Duration::ZERO);
         l.extend(Duration::ZERO, l.generation());
         assert!(!l.valid(Duration::ZERO));
+    }
+
+    #[test]
+    fn gate_answers_only_inside_a_published_lease() {
+        let epoch = Instant::now();
+        let gate = LeaseGate::new(epoch);
+        assert_eq!(gate.read_index(), None, "closed until published");
+        gate.publish(Some(epoch.elapsed() + Duration::from_secs(60)), 42);
+        assert_eq!(gate.read_index(), Some(42));
+        gate.publish(Some(Duration::from_nanos(1)), 43);
+        assert_eq!(gate.read_index(), None, "an expired lease answers nothing");
+        gate.publish(Some(epoch.elapsed() + Duration::from_secs(60)), 44);
+        gate.publish(None, 45);
+        assert_eq!(gate.read_index(), None, "a withdrawn lease answers nothing");
     }
 }

@@ -26,6 +26,7 @@ use crate::raft::config::GroupConfig;
 use crate::raft::core::{Applied, Bootstrap, Event, GroupCore, Membership, SnapshotTicket};
 use crate::raft::envelope::RequestTag;
 use crate::raft::error::RaftError;
+use crate::raft::lease::LeaseGate;
 use crate::raft::metrics::RaftMetrics;
 use crate::raft::snapfile;
 use crate::raft::state_machine::{SmError, StateMachine};
@@ -217,12 +218,15 @@ impl RaftNode {
         let status = Arc::new(Mutex::new(core.status(now)));
         let (leader_tx, leader_rx) = watch::channel(Leadership::default());
         let (tx, rx) = std_mpsc::channel();
+        let epoch = Instant::now();
+        let gate = Arc::new(LeaseGate::new(epoch));
         let handle = GroupHandle {
             group_id,
             mailbox: tx.clone(),
             status: status.clone(),
             leadership: leader_rx,
             timeout: cfg.request_timeout,
+            gate: gate.clone(),
         };
         self.shared.groups.write().insert(
             group_id,
@@ -241,7 +245,8 @@ impl RaftNode {
             status,
             leader_tx,
             metrics: self.metrics.clone(),
-            epoch: Instant::now(),
+            epoch,
+            gate,
             next_id: 1,
             proposals: HashMap::new(),
             reads: HashMap::new(),
@@ -298,6 +303,7 @@ pub struct GroupHandle {
     status: Arc<Mutex<GroupStatus>>,
     leadership: watch::Receiver<Leadership>,
     timeout: Duration,
+    gate: Arc<LeaseGate>,
 }
 
 impl GroupHandle {
@@ -329,7 +335,15 @@ impl GroupHandle {
 
     /// A linearizable read fence: returns an applied index at or beyond
     /// every write acknowledged before the call (lease or ReadIndex).
+    ///
+    /// Inside the leader's lease this answers at once, on the caller's
+    /// thread, with the applied index the driver last published (see
+    /// [`LeaseGate`]: the leader's applied state already holds every
+    /// acknowledged write); otherwise the driver answers.
     pub async fn read_fence(&self) -> Result<u64, RaftError> {
+        if let Some(index) = self.gate.read_index() {
+            return Ok(index);
+        }
         self.call(Command::Read).await
     }
 
@@ -383,6 +397,7 @@ struct Driver {
     leader_tx: watch::Sender<Leadership>,
     metrics: RaftMetrics,
     epoch: Instant,
+    gate: Arc<LeaseGate>,
     next_id: u64,
     proposals: HashMap<u64, (Reply<Applied>, Instant)>,
     reads: HashMap<u64, (Reply<u64>, Instant)>,
@@ -577,6 +592,15 @@ impl Driver {
         // Publish the status before answering callers, so a caller that got
         // its answer sees at least that progress in `status()`.
         let st = self.core.status(now);
+        // Before any message of this round leaves (a transfer's TimeoutNow
+        // among them), callers must see the lease as it now is. The fast
+        // path is open only with nothing committed left to apply, so the
+        // index it answers is also at or beyond the commit index.
+        let lease = self
+            .core
+            .lease_until()
+            .filter(|_| st.applied_index >= st.commit_index);
+        self.gate.publish(lease, st.applied_index);
         self.metrics.observe(&st);
         for p in &st.peers {
             if let Some(addr) = &p.address

@@ -14,6 +14,7 @@
 
 mod backend;
 mod local;
+mod range_set;
 mod transaction;
 
 pub use backend::{KvBackend, TxnError};

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::backend::{KvBackend, TxnError};
+use super::range_set::RangeSet;
 use crate::clock::Timestamp;
 use crate::fsm::{ApplyOutcome, Command};
 use crate::storage::{Direction, Mutation, ScanRequest};
@@ -43,12 +44,8 @@ pub struct Txn<'a, B: KvBackend> {
     read_keys: Vec<Vec<u8>>,
     read_ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     writes: BTreeMap<Vec<u8>, Pending>,
-    range_deletes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    range_deletes: RangeSet,
     meta: Vec<Mutation>,
-}
-
-fn in_range(key: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
-    key >= start && end.is_none_or(|end| key < end)
 }
 
 impl<'a, B: KvBackend> Txn<'a, B> {
@@ -66,7 +63,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             read_keys: Vec::new(),
             read_ranges: Vec::new(),
             writes: BTreeMap::new(),
-            range_deletes: Vec::new(),
+            range_deletes: RangeSet::default(),
             meta: Vec::new(),
         }
     }
@@ -85,9 +82,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
     }
 
     fn deleted_by_range(&self, key: &[u8]) -> bool {
-        self.range_deletes
-            .iter()
-            .any(|(start, end)| in_range(key, start, end.as_deref()))
+        self.range_deletes.contains(key)
     }
 
     /// Reads one key (own writes first), recording it for validation.
@@ -272,9 +267,19 @@ impl<'a, B: KvBackend> Txn<'a, B> {
 
     /// Buffers the deletion of every key in `[start, end)`.
     pub fn delete_range(&mut self, start: Vec<u8>, end: Option<Vec<u8>>) {
-        self.writes
-            .retain(|k, _| !in_range(k, &start, end.as_deref()));
-        self.range_deletes.push((start, end));
+        let upper = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let covered: Vec<Vec<u8>> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in covered {
+            self.writes.remove(&key);
+        }
+        self.range_deletes.insert(start, end);
     }
 
     /// Buffers a group metadata record write.
@@ -291,8 +296,8 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             .range_deletes
             .iter()
             .map(|(start, end)| Mutation::DeleteRange {
-                start: start.clone(),
-                end: end.clone(),
+                start: start.to_vec(),
+                end: end.map(<[u8]>::to_vec),
             })
             .collect();
         for (key, pending) in &self.writes {
