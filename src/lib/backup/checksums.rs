@@ -344,6 +344,49 @@ pub fn render_checksums(root: &Path) -> Result<(Vec<u8>, ChecksumSummary), Check
     Ok((body, summary))
 }
 
+/// A file's entry for `CHECKSUMS`, computed while it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Path relative to the tree root, `/`-separated.
+    pub path: Vec<u8>,
+    pub sha256: [u8; 32],
+    pub len: u64,
+}
+
+/// Writes `<root>/CHECKSUMS` from digests taken as the files were written
+/// (sorted here into the canonical order), without reading the tree again.
+/// The caller guarantees `digests` lists exactly the tree's regular files.
+///
+/// # Errors
+/// I/O errors writing the file.
+pub fn write_checksums_from(
+    root: &Path,
+    digests: &mut [FileDigest],
+) -> Result<ChecksumSummary, ChecksumError> {
+    digests.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let target = root.join(CHECKSUMS_FILE);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".CHECKSUMS.tmp-")
+        .tempfile_in(root)
+        .map_err(io_err(root))?;
+    let mut summary = ChecksumSummary { files: 0, bytes: 0 };
+    {
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        for entry in digests.iter() {
+            out.write_all(&format_line(&hex::encode(entry.sha256), &entry.path))
+                .map_err(io_err(&target))?;
+            summary.files += 1;
+            summary.bytes += entry.len;
+        }
+        out.flush().map_err(io_err(&target))?;
+    }
+    tmp.persist(&target).map_err(|err| ChecksumError::Io {
+        path: target.display().to_string(),
+        source: err.error,
+    })?;
+    Ok(summary)
+}
+
 /// Writes `<root>/CHECKSUMS` (temp file, fsync, rename, directory fsync).
 ///
 /// # Errors

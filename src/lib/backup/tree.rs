@@ -21,11 +21,14 @@
 //! with a single link.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+
+use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 
 use super::checksums::{self, CHECKSUMS_FILE, ChecksumError, ChecksumSummary, VerifyOptions};
@@ -130,6 +133,13 @@ pub struct TreeWriter {
     staging: tempfile::TempDir,
     open_services: Cell<usize>,
     services: RefCell<BTreeSet<&'static str>>,
+    /// Directories of the staging tree this writer created or checked:
+    /// the staging root is private to it, so once checked they stay real
+    /// directories and need no further `lstat` per file.
+    known_dirs: RefCell<HashSet<PathBuf>>,
+    /// (relative path, SHA-256, size) of every committed file, hashed as it
+    /// was written, so `CHECKSUMS` needs no second read of the tree.
+    digests: RefCell<Vec<checksums::FileDigest>>,
 }
 
 impl TreeWriter {
@@ -171,6 +181,8 @@ impl TreeWriter {
             staging,
             open_services: Cell::new(0),
             services: RefCell::new(BTreeSet::new()),
+            known_dirs: RefCell::new(HashSet::new()),
+            digests: RefCell::new(Vec::new()),
         })
     }
 
@@ -195,6 +207,10 @@ impl TreeWriter {
             return Ok(current);
         }
         check_rel(rel)?;
+        if self.known_dirs.borrow().contains(rel) {
+            current.push(rel);
+            return Ok(current);
+        }
         for component in rel.components() {
             current.push(component);
             match lstat(&current)? {
@@ -221,15 +237,17 @@ impl TreeWriter {
                 },
             }
         }
+        self.known_dirs.borrow_mut().insert(rel.to_path_buf());
         Ok(current)
     }
 
-    /// Opens a new file `rel` for streaming writes. Nothing appears at
-    /// `rel` until [`TreeFile::commit`].
+    /// Opens a new file `rel` for streaming writes. It is created at its
+    /// final place in the (private) staging tree, exclusively and without
+    /// following a symlink; dropped uncommitted, it is removed again.
     ///
     /// # Errors
     /// Path errors as [`TreeWriter::ensure_dir`]; [`TreeError::AlreadyExists`].
-    pub fn create_file(&self, rel: &Path) -> Result<TreeFile, TreeError> {
+    pub fn create_file(&self, rel: &Path) -> Result<TreeFile<'_>, TreeError> {
         check_rel(rel)?;
         let (Some(parent), Some(_)) = (rel.parent(), rel.file_name()) else {
             return Err(TreeError::InvalidPath {
@@ -237,21 +255,32 @@ impl TreeWriter {
                 reason: "no file name",
             });
         };
-        let dir = self.ensure_dir(parent)?;
+        self.ensure_dir(parent)?;
         let target = self.staging.path().join(rel);
-        if lstat(&target)?.is_some() {
-            return Err(TreeError::AlreadyExists {
-                path: rel.to_path_buf(),
-            });
-        }
-        let temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(io_at(&dir))?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&target)
+            .map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    TreeError::AlreadyExists {
+                        path: rel.to_path_buf(),
+                    }
+                } else {
+                    TreeError::Io {
+                        path: target.clone(),
+                        source,
+                    }
+                }
+            })?;
         Ok(TreeFile {
+            tree: self,
             rel: rel.to_path_buf(),
             target,
-            out: BufWriter::new(temp),
+            out: Some(BufWriter::with_capacity(64 << 10, file)),
+            hasher: Sha256::new(),
             written: 0,
         })
     }
@@ -308,7 +337,9 @@ impl TreeWriter {
         }
         let bytes = manifest.to_bytes()?;
         self.write_file(Path::new(MANIFEST_FILE), &bytes)?;
-        let summary = checksums::write_checksums(self.staging.path())?;
+        let mut digests = std::mem::take(&mut *self.digests.borrow_mut());
+        let summary = checksums::write_checksums_from(self.staging.path(), &mut digests)?;
+        drop(digests);
         sync_file_system(self.staging.path())?;
         let staging = self.staging.keep();
         let publish = || -> Result<(), TreeError> {
@@ -362,22 +393,31 @@ fn sync_file_system(root: &Path) -> Result<(), TreeError> {
     Ok(())
 }
 
-/// A file being written into the staging tree; appears at its path only
-/// when committed, and vanishes if dropped uncommitted.
-pub struct TreeFile {
+/// A file being written into the staging tree; listed in `CHECKSUMS` only
+/// once committed, and removed if dropped uncommitted.
+pub struct TreeFile<'t> {
+    tree: &'t TreeWriter,
     rel: PathBuf,
     target: PathBuf,
-    out: BufWriter<tempfile::NamedTempFile>,
+    out: Option<BufWriter<File>>,
+    hasher: Sha256,
     written: u64,
 }
 
-impl TreeFile {
+impl TreeFile<'_> {
     /// Appends bytes.
     ///
     /// # Errors
     /// I/O errors.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), TreeError> {
-        self.out.write_all(bytes).map_err(io_at(&self.rel))?;
+        let Some(out) = self.out.as_mut() else {
+            return Err(TreeError::InvalidPath {
+                path: self.rel.clone(),
+                reason: "file already committed",
+            });
+        };
+        out.write_all(bytes).map_err(io_at(&self.rel))?;
+        self.hasher.update(bytes);
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -392,30 +432,35 @@ impl TreeFile {
         self.written == 0
     }
 
-    /// Flushes and renames the file to its path (never replacing an
-    /// existing entry). Durability comes once for the whole tree, before it
-    /// is published ([`TreeWriter::finish`]).
+    /// Flushes the file and records its digest for `CHECKSUMS`. Durability
+    /// comes once for the whole tree, before it is published
+    /// ([`TreeWriter::finish`]).
     ///
     /// # Errors
-    /// I/O errors; [`TreeError::AlreadyExists`].
-    pub fn commit(self) -> Result<(), TreeError> {
-        let temp = self.out.into_inner().map_err(|err| TreeError::Io {
+    /// I/O errors.
+    pub fn commit(mut self) -> Result<(), TreeError> {
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
+        out.into_inner().map_err(|err| TreeError::Io {
             path: self.rel.clone(),
             source: err.into_error(),
         })?;
-        temp.persist_noclobber(&self.target).map_err(|err| {
-            if err.error.kind() == io::ErrorKind::AlreadyExists {
-                TreeError::AlreadyExists {
-                    path: self.rel.clone(),
-                }
-            } else {
-                TreeError::Io {
-                    path: self.rel.clone(),
-                    source: err.error,
-                }
-            }
-        })?;
+        let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        self.tree.digests.borrow_mut().push(checksums::FileDigest {
+            path: self.rel.as_os_str().as_bytes().to_vec(),
+            sha256: digest,
+            len: self.written,
+        });
         Ok(())
+    }
+}
+
+impl Drop for TreeFile<'_> {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.target);
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use super::{KEYMAP_FILE, RedisError, SERVICE_NAME, db_dir, describe_key};
 use crate::backup::filename::{encode_segment, is_sha_fallback};
 use crate::backup::keymap::{KIND_SHA_FALLBACK, KeymapRecord, record_line};
 use crate::backup::service::{ServiceSummary, ServiceWriter};
-use crate::backup::tree::{TreeFile, TreeWriter};
+use crate::backup::tree::{TreeError, TreeFile, TreeWriter};
 
 /// KEYMAP group order of the Go decoder (scan order of its key prefixes).
 const KEYMAP_ORDER: [RedisKind; 7] = [
@@ -41,11 +41,54 @@ const KEYMAP_ORDER: [RedisKind; 7] = [
 pub struct RedisTreeWriter<'t> {
     tree: &'t TreeWriter,
     db: u32,
-    strings_ttl: Option<TreeFile>,
-    hll_ttl: Option<TreeFile>,
+    strings_ttl: Option<TreeFile<'t>>,
+    hll_ttl: Option<TreeFile<'t>>,
     keymap_spool: [Option<File>; 7],
     summary: ServiceSummary,
     finished: bool,
+    /// Stems written so far, as a Bloom filter: a key is looked for under
+    /// the other types' directories only when the filter says it may have
+    /// been written (a handful of `lstat`s per record otherwise).
+    seen: StemFilter,
+}
+
+/// A fixed 1 MiB Bloom filter over file-name stems (4 probes): about 2 %
+/// false positives at a million keys, which only cost a few extra `lstat`s.
+struct StemFilter {
+    bits: Vec<u64>,
+}
+
+impl StemFilter {
+    const BITS: u64 = 1 << 23;
+
+    fn new() -> StemFilter {
+        StemFilter {
+            bits: vec![0; (Self::BITS / 64) as usize],
+        }
+    }
+
+    fn probes(stem: &str) -> [u64; 4] {
+        use std::hash::{BuildHasher, Hasher};
+        // Fixed keys: the filter must behave the same on every run.
+        let mut first =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        first.write(stem.as_bytes());
+        let a = first.finish();
+        let b = a.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+        std::array::from_fn(|i| a.wrapping_add((i as u64).wrapping_mul(b)) % Self::BITS)
+    }
+
+    /// Records `stem`; true when it may have been recorded before.
+    fn insert(&mut self, stem: &str) -> bool {
+        let mut present = true;
+        for bit in Self::probes(stem) {
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            present &= self.bits[word] & mask != 0;
+            self.bits[word] |= mask;
+        }
+        present
+    }
 }
 
 impl<'t> RedisTreeWriter<'t> {
@@ -60,6 +103,7 @@ impl<'t> RedisTreeWriter<'t> {
             keymap_spool: Default::default(),
             summary: ServiceSummary::default(),
             finished: false,
+            seen: StemFilter::new(),
         }
     }
 
@@ -142,18 +186,28 @@ impl<'t> RedisTreeWriter<'t> {
             })?;
         let kind = record.value.kind();
         let stem = encode_segment(&record.key);
-        for other in RedisKind::ALL {
-            let rel = self.rel(&[other.dir(), &format!("{stem}{}", other.extension())]);
-            if self.tree.exists(&rel)? {
-                return Err(RedisError::DuplicateKey {
-                    path: rel.display().to_string(),
-                });
+        // A key of the same type is refused by the exclusive create below;
+        // one of another type only if the filter allows that it exists.
+        if self.seen.insert(&stem) {
+            for other in RedisKind::ALL.into_iter().filter(|other| *other != kind) {
+                let rel = self.rel(&[other.dir(), &format!("{stem}{}", other.extension())]);
+                if self.tree.exists(&rel)? {
+                    return Err(RedisError::DuplicateKey {
+                        path: rel.display().to_string(),
+                    });
+                }
             }
         }
         let rel = self.rel(&[kind.dir(), &format!("{stem}{}", kind.extension())]);
+        let duplicate = |err: TreeError| match err {
+            TreeError::AlreadyExists { path } => RedisError::DuplicateKey {
+                path: path.display().to_string(),
+            },
+            other => other.into(),
+        };
         match &record.value {
             RedisValue::String(bytes) | RedisValue::Hll(bytes) => {
-                self.tree.write_file(&rel, bytes)?;
+                self.tree.write_file(&rel, bytes).map_err(duplicate)?;
                 if let Some(ms) = record.expire_at_ms {
                     self.append_ttl(kind, &stem, ms)?;
                 }
@@ -165,7 +219,7 @@ impl<'t> RedisTreeWriter<'t> {
                         reason,
                     }
                 })?;
-                self.tree.write_file(&rel, &body)?;
+                self.tree.write_file(&rel, &body).map_err(duplicate)?;
             }
         }
         if is_sha_fallback(&stem) {
