@@ -162,7 +162,13 @@ pub fn set<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         None if keepttl => old.as_ref().map_or(0, |m| m.expire_at),
         None => 0,
     };
-    write_string(ctx, key, value, expire_at);
+    if old_value.is_some() {
+        // A live string has no rows but its META row (creating it dropped
+        // every other): overwrite in place, no range delete to apply.
+        ctx.db.put_meta(key, &Body::String(value), expire_at);
+    } else {
+        write_string(ctx, key, value, expire_at);
+    }
     Ok(if get { reply_skip } else { Reply::ok() })
 }
 
