@@ -14,6 +14,7 @@ mod ctx;
 mod cursors;
 mod dispatch;
 mod hashes;
+mod hll;
 mod keyspace;
 mod lists;
 mod server;
