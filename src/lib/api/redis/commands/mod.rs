@@ -14,8 +14,10 @@ mod ctx;
 mod cursors;
 mod dispatch;
 mod hashes;
+mod hll;
 mod keyspace;
 mod lists;
+mod scripting;
 mod server;
 mod sets;
 mod streams;
@@ -36,6 +38,7 @@ use crate::txn::{KvBackend, Txn, TxnError};
 pub use blocking::KeyWaiters;
 pub use ctx::{CmdError, CmdResult, Ctx};
 pub use cursors::CursorTable;
+pub use scripting::ScriptCache;
 
 /// How many times a command is re-run after a write conflict.
 pub const MAX_CONFLICT_RETRIES: u32 = 16;
@@ -45,6 +48,7 @@ pub struct RedisExecutor<B: KvBackend> {
     backend: Arc<B>,
     cursors: Mutex<CursorTable>,
     waiters: KeyWaiters,
+    scripts: ScriptCache,
     started: Instant,
 }
 
@@ -54,6 +58,7 @@ impl<B: KvBackend> RedisExecutor<B> {
             backend,
             cursors: Mutex::new(CursorTable::new(cursors::DEFAULT_CAPACITY)),
             waiters: KeyWaiters::default(),
+            scripts: ScriptCache::default(),
             started: Instant::now(),
         }
     }
@@ -76,6 +81,11 @@ impl<B: KvBackend> RedisExecutor<B> {
         budget: usize,
     ) -> Result<crate::model::redis::expire::ExpiryPage, crate::model::redis::ModelError> {
         crate::model::redis::expire::expire_page(&*self.backend, resume, budget).await
+    }
+
+    /// The Lua scripts known to EVALSHA (filled by EVAL and SCRIPT LOAD).
+    pub fn scripts(&self) -> &ScriptCache {
+        &self.scripts
     }
 
     pub(crate) fn uptime(&self) -> Duration {
