@@ -1,316 +1,398 @@
-//! Lua scripting end to end over the executor: EVAL/EVALSHA/SCRIPT, the
-//! Lua↔RESP conversion rules, redis.call vs redis.pcall error handling,
-//! script atomicity and VM isolation between scripts.
+//! Lua scripting against a real `elastickv serve` process over TCP:
+//! EVAL/EVALSHA/SCRIPT, the Lua↔RESP conversions, redis.call vs
+//! redis.pcall errors, the sandbox, the time limit, and atomicity (many
+//! connections running read-modify-write scripts lose no update; a reader
+//! never sees half of a script's writes).
 
-#[path = "redis_py/harness.rs"]
-mod harness;
+mod support;
 
-use bytes::Bytes;
-use elastickv::api::redis::command::lookup;
-use elastickv::api::redis::commands::RedisExecutor;
-use elastickv::api::redis::{ClientInfo, Command, CommandExecutor, Protocol, Reply};
-use elastickv::txn::LocalBackend;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
-fn client() -> ClientInfo {
-    ClientInfo {
-        id: 1,
-        peer_addr: "127.0.0.1:1".parse().unwrap(),
-        local_addr: "127.0.0.1:2".parse().unwrap(),
-        name: None,
-        protocol: Protocol::Resp2,
-        user: "default".to_string(),
+use support::cluster::Cluster;
+
+/// A RESP2 reply, as much of it as these tests look at.
+#[derive(Debug, Clone, PartialEq)]
+enum Resp {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+fn bulk(text: &str) -> Resp {
+    Resp::Bulk(Some(text.as_bytes().to_vec()))
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Connects once the node's Redis listener accepts (bounded wait).
+    fn connect_when_ready(addr: SocketAddr) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                drop(stream);
+                let mut client = Client::connect(addr);
+                if client.call(&["PING"]) == Resp::Status("PONG".into()) {
+                    return client;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis listener never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn call(&mut self, args: &[&str]) -> Resp {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        self.reader.get_mut().write_all(&request).unwrap();
+        self.read()
+    }
+
+    fn read(&mut self) -> Resp {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let line = line.trim_end_matches("\r\n");
+        let (kind, rest) = line.split_at(1);
+        match kind {
+            "+" => Resp::Status(rest.to_string()),
+            "-" => Resp::Error(rest.to_string()),
+            ":" => Resp::Int(rest.parse().unwrap()),
+            "$" => {
+                let len: i64 = rest.parse().unwrap();
+                if len < 0 {
+                    return Resp::Bulk(None);
+                }
+                let mut data = vec![0; len as usize + 2];
+                self.reader.read_exact(&mut data).unwrap();
+                data.truncate(len as usize);
+                Resp::Bulk(Some(data))
+            }
+            "*" => {
+                let len: i64 = rest.parse().unwrap();
+                if len < 0 {
+                    return Resp::Array(None);
+                }
+                Resp::Array(Some((0..len).map(|_| self.read()).collect()))
+            }
+            other => panic!("unexpected reply type {other:?} in {line:?}"),
+        }
     }
 }
 
-async fn call(exec: &RedisExecutor<LocalBackend>, argv: &[&str]) -> Reply {
-    let spec = lookup(argv[0].as_bytes()).unwrap();
-    let command = Command {
-        spec,
-        subcommand: argv.get(1).and_then(|s| spec.subcommand(s.as_bytes())),
-        args: argv[1..]
-            .iter()
-            .map(|a| Bytes::from(a.to_string()))
-            .collect(),
-    };
-    exec.execute(&client(), command).await
-}
-
-fn bulk(text: &str) -> Reply {
-    Reply::bulk(text)
-}
-
-fn error_text(reply: &Reply) -> String {
+fn error_text(reply: Resp) -> String {
     match reply {
-        Reply::Error(text) => text.to_string(),
+        Resp::Error(text) => text,
         other => panic!("expected an error, got {other:?}"),
     }
 }
 
+fn sha1_hex(text: &str) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(text.as_bytes()))
+}
+
+async fn single_node() -> (Cluster, SocketAddr) {
+    let cluster = Cluster::start(1).await;
+    let addr = cluster.node(1).redis;
+    (cluster, addr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eval_converts_values_both_ways() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
+async fn scripts_over_a_real_server() {
+    let (_cluster, addr) = single_node().await;
+    let mut c = Client::connect_when_ready(addr);
+
+    // Conversions, Lua → reply.
+    assert_eq!(c.call(&["EVAL", "return 3.9", "0"]), Resp::Int(3));
+    assert_eq!(c.call(&["EVAL", "return -3.9", "0"]), Resp::Int(-3));
+    assert_eq!(c.call(&["EVAL", "return 'hi'", "0"]), bulk("hi"));
+    assert_eq!(c.call(&["EVAL", "return true", "0"]), Resp::Int(1));
+    assert_eq!(c.call(&["EVAL", "return false", "0"]), Resp::Bulk(None));
     assert_eq!(
-        call(exec, &["EVAL", "return 3.9", "0"]).await,
-        Reply::Integer(3)
-    );
-    assert_eq!(call(exec, &["EVAL", "return 'hi'", "0"]).await, bulk("hi"));
-    assert_eq!(
-        call(exec, &["EVAL", "return true", "0"]).await,
-        Reply::Integer(1)
-    );
-    assert_eq!(
-        call(exec, &["EVAL", "return false", "0"]).await,
-        Reply::NullBulk
-    );
-    assert_eq!(
-        call(exec, &["EVAL", "return nil", "0"]).await,
-        Reply::NullBulk
-    );
-    assert_eq!(
-        call(exec, &["EVAL", "return {1, 'a', {2}, nil, 5}", "0"]).await,
-        Reply::Array(vec![
-            Reply::Integer(1),
+        c.call(&["EVAL", "return {1, 'a', {2}, nil, 5}", "0"]),
+        Resp::Array(Some(vec![
+            Resp::Int(1),
             bulk("a"),
-            Reply::Array(vec![Reply::Integer(2)])
-        ])
+            Resp::Array(Some(vec![Resp::Int(2)]))
+        ]))
     );
     assert_eq!(
-        call(exec, &["EVAL", "return redis.status_reply('FINE')", "0"]).await,
-        Reply::simple("FINE")
+        c.call(&["EVAL", "return {ok = 'FINE'}", "0"]),
+        Resp::Status("FINE".into())
     );
     assert_eq!(
-        call(exec, &["EVAL", "return redis.error_reply('MY bad')", "0"]).await,
-        Reply::error("MY bad")
+        c.call(&["EVAL", "return redis.error_reply('MY bad')", "0"]),
+        Resp::Error("MY bad".into())
     );
     assert_eq!(
-        call(
-            exec,
-            &[
-                "EVAL",
-                "return {KEYS[1], KEYS[2], ARGV[1]}",
-                "2",
-                "k1",
-                "k2",
-                "a1"
-            ]
-        )
-        .await,
-        Reply::Array(vec![bulk("k1"), bulk("k2"), bulk("a1")])
+        c.call(&["EVAL", "return redis.error_reply('bad')", "0"]),
+        Resp::Error("ERR bad".into())
     );
     assert_eq!(
-        call(exec, &["EVAL", "return redis.sha1hex('')", "0"]).await,
+        c.call(&[
+            "EVAL",
+            "return {KEYS[1], KEYS[2], ARGV[1], #ARGV}",
+            "2",
+            "k1",
+            "k2",
+            "a1"
+        ]),
+        Resp::Array(Some(vec![bulk("k1"), bulk("k2"), bulk("a1"), Resp::Int(1)]))
+    );
+    assert_eq!(
+        c.call(&["EVAL", "return redis.sha1hex('')", "0"]),
         bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709")
     );
-    server.stop().await;
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_call_reads_and_writes_data() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
-    let script = "redis.call('SET', KEYS[1], ARGV[1]); \
-                  redis.call('INCRBY', KEYS[2], 5); \
+    // Reply → Lua, and the script reads its own writes.
+    let script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCRBY', KEYS[2], 5); \
+                  redis.call('RPUSH', 'list', 'a', 'b'); \
                   return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), \
-                          redis.call('GET', 'missing'), redis.call('SET', 'x', 1)}";
+                          redis.call('GET', 'missing') == false and 'nil-is-false' or 'x', \
+                          redis.call('SET', 'x', 1)['ok'], redis.call('LRANGE', 'list', 0, -1)}";
     assert_eq!(
-        call(exec, &["EVAL", script, "2", "s", "n", "val"]).await,
-        Reply::Array(vec![
+        c.call(&["EVAL", script, "2", "s", "n", "val"]),
+        Resp::Array(Some(vec![
             bulk("val"),
             bulk("5"),
-            Reply::NullBulk,
-            Reply::simple("OK")
-        ])
+            bulk("nil-is-false"),
+            bulk("OK"),
+            Resp::Array(Some(vec![bulk("a"), bulk("b")])),
+        ]))
     );
-    assert_eq!(call(exec, &["GET", "x"]).await, bulk("1"));
-    assert_eq!(
-        call(
-            exec,
-            &[
-                "EVAL",
-                "return redis.call('HSET', KEYS[1], 'f', 2.5)",
-                "1",
-                "h"
-            ]
-        )
-        .await,
-        Reply::Integer(1)
-    );
-    assert_eq!(call(exec, &["HGET", "h", "f"]).await, bulk("2.5"));
-    server.stop().await;
-}
+    assert_eq!(c.call(&["GET", "x"]), bulk("1"));
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_from_call_abort_and_pcall_returns_them() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
-    call(exec, &["SADD", "set", "m"]).await;
-    let raised = call(
-        exec,
-        &[
+    // Errors: raised by call (with the script line), returned by pcall.
+    c.call(&["SADD", "set", "m"]);
+    let sha = sha1_hex("redis.call('SET', 'before', 1)\nreturn redis.call('GET', 'set')");
+    assert_eq!(
+        error_text(c.call(&[
             "EVAL",
-            "redis.call('SET', 'before', 1); return redis.call('GET', 'set')",
-            "0",
-        ],
-    )
-    .await;
-    assert!(error_text(&raised).starts_with("WRONGTYPE"), "{raised:?}");
-    // The failing script's earlier write is still applied, as in Redis
-    // (scripts are atomic, not rolled back).
-    assert_eq!(call(exec, &["GET", "before"]).await, bulk("1"));
-    let caught = call(
-        exec,
-        &[
-            "EVAL",
-            "local r = redis.pcall('GET', 'set'); return r.err",
-            "0",
-        ],
-    )
-    .await;
-    assert!(
-        matches!(&caught, Reply::Bulk(b) if b.starts_with(b"WRONGTYPE")),
-        "{caught:?}"
-    );
-    let unknown = call(exec, &["EVAL", "return redis.call('NOPE')", "0"]).await;
-    assert_eq!(
-        error_text(&unknown),
-        "ERR Unknown Redis command called from script"
-    );
-    let arity = call(exec, &["EVAL", "return redis.call('GET')", "0"]).await;
-    assert_eq!(
-        error_text(&arity),
-        "ERR Wrong number of args calling Redis command from script"
-    );
-    let denied = call(
-        exec,
-        &["EVAL", "return redis.call('EVAL', 'return 1', 0)", "0"],
-    )
-    .await;
-    assert_eq!(
-        error_text(&denied),
-        "ERR This Redis command is not allowed from script"
-    );
-    let bad_arg = call(exec, &["EVAL", "return redis.call('GET', {})", "0"]).await;
-    assert_eq!(
-        error_text(&bad_arg),
-        "ERR Lua redis lib command arguments must be strings or integers"
-    );
-    let runtime = call(exec, &["EVAL", "error('boom')", "0"]).await;
-    assert!(error_text(&runtime).contains("boom"), "{runtime:?}");
-    let compile = call(exec, &["EVAL", "return (", "0"]).await;
-    assert!(
-        error_text(&compile).starts_with("ERR Error compiling script"),
-        "{compile:?}"
-    );
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evalsha_and_script_subcommands_share_one_cache() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
-    let body = "return ARGV[1]";
-    let sha = match call(exec, &["SCRIPT", "LOAD", body]).await {
-        Reply::Bulk(sha) => String::from_utf8(sha.to_vec()).unwrap(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(sha.len(), 40);
-    assert_eq!(call(exec, &["EVALSHA", &sha, "0", "x"]).await, bulk("x"));
-    assert_eq!(
-        call(exec, &["EVALSHA", &sha.to_uppercase(), "0", "y"]).await,
-        bulk("y")
-    );
-    assert_eq!(
-        call(
-            exec,
-            &[
-                "SCRIPT",
-                "EXISTS",
-                &sha,
-                "0000000000000000000000000000000000000000"
-            ]
+            "redis.call('SET', 'before', 1)\nreturn redis.call('GET', 'set')",
+            "0"
+        ])),
+        format!(
+            "WRONGTYPE Operation against a key holding the wrong kind of value script: {sha}, on @user_script:2."
         )
-        .await,
-        Reply::Array(vec![Reply::Integer(1), Reply::Integer(0)])
     );
-    assert_eq!(call(exec, &["SCRIPT", "FLUSH"]).await, Reply::ok());
+    // As in Redis, writes before the error stay.
+    assert_eq!(c.call(&["GET", "before"]), bulk("1"));
     assert_eq!(
-        error_text(&call(exec, &["EVALSHA", &sha, "0"]).await),
-        "NOSCRIPT No matching script. Please use EVAL."
+        c.call(&["EVAL", "return redis.pcall('GET', 'set')", "0"]),
+        Resp::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
     );
-    // EVAL fills the cache too.
-    assert_eq!(call(exec, &["EVAL", body, "0", "z"]).await, bulk("z"));
-    assert_eq!(call(exec, &["EVALSHA", &sha, "0", "w"]).await, bulk("w"));
-    assert!(call(exec, &["SCRIPT", "LOAD", "return ("]).await.is_error());
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numkeys_is_validated() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
     assert_eq!(
-        error_text(&call(exec, &["EVAL", "return 1", "2", "k"]).await),
+        c.call(&[
+            "EVAL",
+            "local ok, e = pcall(redis.call, 'GET', 'set') return e",
+            "0"
+        ]),
+        bulk("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    for (script, message) in [
+        (
+            "return redis.call('NOPE')",
+            "ERR Unknown Redis command called from script",
+        ),
+        (
+            "return redis.call('GET')",
+            "ERR Wrong number of args calling Redis command from script",
+        ),
+        (
+            "return redis.call('EVAL', 'return 1', 0)",
+            "ERR This Redis command is not allowed from script",
+        ),
+        (
+            "return redis.call('GET', {})",
+            "ERR Lua redis lib command arguments must be strings or integers",
+        ),
+        (
+            "return redis.call()",
+            "ERR Please specify at least one argument for this redis lib call",
+        ),
+    ] {
+        assert_eq!(
+            error_text(c.call(&["EVAL", script, "0"])),
+            format!("{message} script: {}, on @user_script:1.", sha1_hex(script))
+        );
+    }
+    assert_eq!(
+        error_text(c.call(&["EVAL", "error('boom')", "0"])),
+        format!(
+            "ERR user_script:1: boom script: {}, on @user_script:1.",
+            sha1_hex("error('boom')")
+        )
+    );
+    assert_eq!(
+        error_text(c.call(&["EVAL", "return (", "0"])),
+        "ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'"
+    );
+    assert_eq!(
+        error_text(c.call(&["EVAL", "return 1", "2", "k"])),
         "ERR Number of keys can't be greater than number of args"
     );
     assert_eq!(
-        error_text(&call(exec, &["EVAL", "return 1", "-1"]).await),
+        error_text(c.call(&["EVAL", "return 1", "-1"])),
         "ERR Number of keys can't be negative"
     );
     assert_eq!(
-        error_text(&call(exec, &["EVAL", "return 1", "x"]).await),
+        error_text(c.call(&["EVAL", "return 1", "x"])),
         "ERR value is not an integer or out of range"
     );
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scripts_cannot_leak_globals_or_reach_the_host() {
-    let server = harness::TestServer::start().await;
-    let exec = &server.executor;
-    let create = call(exec, &["EVAL", "leak = 1; return 1", "0"]).await;
-    assert!(
-        error_text(&create).contains("Script attempted to create global variable"),
-        "{create:?}"
-    );
     assert_eq!(
-        call(exec, &["EVAL", "return leak", "0"]).await,
-        Reply::NullBulk
-    );
-    assert_eq!(
-        call(
-            exec,
-            &[
-                "EVAL",
-                "return {type(os), type(io), type(loadstring), type(dofile)}",
-                "0"
-            ]
+        error_text(c.call(&["EVAL_RO", "return redis.call('DEL', 'x')", "0"])),
+        format!(
+            "ERR Write commands are not allowed from read-only scripts. script: {}, on @user_script:1.",
+            sha1_hex("return redis.call('DEL', 'x')")
         )
-        .await,
-        Reply::Array(vec![bulk("nil"), bulk("nil"), bulk("nil"), bulk("nil")])
     );
-    server.stop().await;
+    assert_eq!(c.call(&["GET", "x"]), bulk("1"));
+
+    // Sandbox: no host access, read-only globals.
+    for name in ["os", "io", "require", "loadfile", "dofile"] {
+        let script = format!("return type({name})");
+        assert!(
+            error_text(c.call(&["EVAL", &script, "0"])).contains(&format!(
+                "Script attempted to access nonexistent global variable '{name}'"
+            )),
+            "{name}"
+        );
+    }
+    assert!(
+        error_text(c.call(&["EVAL", "leak = 1", "0"]))
+            .contains("Attempt to modify a readonly table")
+    );
+
+    // EVALSHA, SCRIPT LOAD/EXISTS/FLUSH/KILL.
+    let body = "return ARGV[1]";
+    let sha = match c.call(&["SCRIPT", "LOAD", body]) {
+        Resp::Bulk(Some(sha)) => String::from_utf8(sha).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sha, sha1_hex(body));
+    assert_eq!(c.call(&["EVALSHA", &sha, "0", "x"]), bulk("x"));
+    assert_eq!(
+        c.call(&["EVALSHA", &sha.to_uppercase(), "0", "y"]),
+        bulk("y")
+    );
+    assert_eq!(
+        c.call(&["SCRIPT", "EXISTS", &sha, &"0".repeat(40)]),
+        Resp::Array(Some(vec![Resp::Int(1), Resp::Int(0)]))
+    );
+    assert_eq!(c.call(&["SCRIPT", "FLUSH"]), Resp::Status("OK".into()));
+    assert_eq!(
+        error_text(c.call(&["EVALSHA", &sha, "0"])),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    assert_eq!(c.call(&["EVAL", body, "0", "z"]), bulk("z"));
+    assert_eq!(c.call(&["EVALSHA", &sha, "0", "w"]), bulk("w"));
+    assert!(matches!(
+        c.call(&["SCRIPT", "LOAD", "return ("]),
+        Resp::Error(_)
+    ));
+    assert_eq!(
+        error_text(c.call(&["SCRIPT", "KILL"])),
+        "NOTBUSY No scripts in execution right now."
+    );
+
+    // Inside MULTI/EXEC a script joins the EXEC's transaction.
+    assert_eq!(c.call(&["MULTI"]), Resp::Status("OK".into()));
+    assert_eq!(c.call(&["SET", "m", "1"]), Resp::Status("QUEUED".into()));
+    assert_eq!(
+        c.call(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "m"]),
+        Resp::Status("QUEUED".into())
+    );
+    assert_eq!(
+        c.call(&["EXEC"]),
+        Resp::Array(Some(vec![Resp::Status("OK".into()), Resp::Int(2)]))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_scripts_are_atomic() {
-    let server = harness::TestServer::start().await;
-    let exec = server.executor.clone();
-    let script = "local v = tonumber(redis.call('GET', KEYS[1]) or '0'); \
-                  redis.call('SET', KEYS[1], v + 1); return v + 1";
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let exec = exec.clone();
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..10 {
-                let reply = call(&exec, &["EVAL", script, "1", "counter"]).await;
-                assert!(matches!(reply, Reply::Integer(_)), "{reply:?}");
+async fn scripts_are_atomic_across_connections() {
+    let (_cluster, addr) = single_node().await;
+    Client::connect_when_ready(addr);
+    const WRITERS: usize = 6;
+    const ROUNDS: usize = 25;
+    // A read-modify-write in Lua: only atomic if the whole script is one
+    // transaction. It also keeps two keys equal at every commit.
+    let increment = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') + 1 \
+                     redis.call('SET', KEYS[1], v) redis.call('SET', KEYS[2], v) return v";
+    let check = "return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}";
+    let mut threads = Vec::new();
+    for _ in 0..WRITERS {
+        threads.push(std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            for _ in 0..ROUNDS {
+                let reply = c.call(&["EVAL", increment, "2", "counter", "mirror"]);
+                assert!(matches!(reply, Resp::Int(_)), "{reply:?}");
             }
         }));
     }
-    for task in tasks {
-        task.await.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        let mut observed = 0;
+        for _ in 0..200 {
+            match c.call(&["EVAL", check, "2", "counter", "mirror"]) {
+                Resp::Array(Some(pair)) => {
+                    assert_eq!(pair[0], pair[1], "a script's writes were seen half-done");
+                    observed += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        observed
+    });
+    for thread in threads {
+        thread.join().unwrap();
     }
-    assert_eq!(call(&exec, &["GET", "counter"]).await, bulk("40"));
-    server.stop().await;
+    assert_eq!(reader.join().unwrap(), 200);
+    let mut c = Client::connect(addr);
+    let total = (WRITERS * ROUNDS).to_string();
+    assert_eq!(c.call(&["GET", "counter"]), bulk(&total));
+    assert_eq!(c.call(&["GET", "mirror"]), bulk(&total));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_script_is_stopped_and_its_writes_discarded() {
+    let (_cluster, addr) = single_node().await;
+    let mut c = Client::connect_when_ready(addr);
+    let started = Instant::now();
+    let runaway = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.call(&[
+            "EVAL",
+            "redis.call('SET', 'partial', 1) while true do end",
+            "0",
+        ])
+    });
+    // Other clients are served while the script runs.
+    assert_eq!(c.call(&["SET", "other", "v"]), Resp::Status("OK".into()));
+    let reply = runaway.join().unwrap();
+    let text = error_text(reply);
+    assert!(text.contains("was stopped"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(c.call(&["GET", "partial"]), Resp::Bulk(None));
+    assert_eq!(c.call(&["GET", "other"]), bulk("v"));
 }

@@ -87,16 +87,25 @@ def main():
         mismatches.append(("PTTL ttl", a, b))
     both("TYPE", keys[0])
 
-    # Cross-loading: bytes written by one server count the same on the other.
+    # Cross-loading: bytes written by one server count the same on the
+    # other, both ways ("x" keys carry Redis's bytes, "y" keys ours).
+    loaded = 0
     for key in keys:
-        value = real.get(key)
-        if value is None:
-            continue
-        ours.set("x" + key, value)
-        real.set("x" + key, value)
-        both("PFCOUNT", "x" + key)
-        both("PFADD", "x" + key, "cross")
-        both("GET", "x" + key)
+        for prefix, source in (("x", real), ("y", ours)):
+            value = source.get(key)
+            if value is None:
+                continue
+            loaded += 1
+            ours.set(prefix + key, value)
+            real.set(prefix + key, value)
+            both("PFCOUNT", prefix + key)
+            both("PFCOUNT", prefix + key, keys[0])
+            both("PFADD", prefix + key, "cross", f"{prefix}{key}")
+            both("GET", prefix + key)
+            both("PFCOUNT", prefix + key)
+            both("GET", prefix + key)
+    if loaded == 0:
+        mismatches.append(("cross-loading", "no HLL key was created", ""))
 
     print(f"{len(mismatches)} mismatches")
     for m in mismatches[:20]:

@@ -169,6 +169,11 @@ impl Hll {
             for op in SparseOps::new(registers) {
                 match op {
                     Op::Zero(run) | Op::XZero(run) => {
+                        // Past the last register the value is corrupt
+                        // whatever follows (the index only grows).
+                        if index + run > REGISTERS {
+                            return Err(HllError::Corrupt);
+                        }
                         histogram[0] += run as u32;
                         index += run;
                     }
@@ -247,6 +252,10 @@ impl Hll {
         let Some(op) = found else {
             return Err(HllError::Corrupt);
         };
+        if matches!(op, Op::XZero(_)) && p + 2 > end {
+            // A cut XZERO: Redis would write a cut opcode sequence; refuse.
+            return Err(HllError::Corrupt);
+        }
         if span == 0 {
             return Err(HllError::Corrupt);
         }
@@ -481,14 +490,16 @@ impl Op {
     }
 }
 
-/// The opcode at `at` and its length; None if it is cut short.
+/// The opcode at `at` and its length; None past the end. An XZERO cut
+/// after its first byte reads its missing byte as 0, as Redis does (it
+/// reads the string's hidden terminator), so such values count the same.
 fn decode_op(bytes: &[u8], at: usize) -> Option<(Op, usize)> {
     let byte = *bytes.get(at)?;
     if byte & 0x80 != 0 {
         let (value, run) = val_fields(byte);
         Some((Op::Val(value, run), 1))
     } else if byte & 0x40 != 0 {
-        let low = *bytes.get(at + 1)?;
+        let low = bytes.get(at + 1).copied().unwrap_or(0);
         let run = ((usize::from(byte & 0x3f) << 8) | usize::from(low)) + 1;
         Some((Op::XZero(run), 2))
     } else {
@@ -628,6 +639,168 @@ mod tests {
         assert_eq!(hll.to_dense(), Err(HllError::Corrupt));
         let mut max = Box::new([0u8; REGISTERS]);
         assert_eq!(hll.merge_into(&mut max), Err(HllError::Corrupt));
+    }
+
+    // Vectors below were produced by redis-server 7.0.15 (PFADD, GET,
+    // PFDEBUG GETREG); tests/redis_hll.rs re-checks the same properties
+    // live against whatever redis-server is installed.
+
+    fn unhex(text: &str) -> Vec<u8> {
+        hex::decode(text).unwrap()
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    fn pfadd(hll: &mut Hll, elements: impl IntoIterator<Item = Vec<u8>>) {
+        let mut updated = false;
+        for element in elements {
+            updated |= hll.add(&element).unwrap();
+        }
+        if updated {
+            hll.invalidate_cache();
+        }
+    }
+
+    fn numbered(range: std::ops::Range<u32>) -> impl Iterator<Item = Vec<u8>> {
+        range.map(|i| format!("e{i}").into_bytes())
+    }
+
+    #[test]
+    fn small_sparse_value_is_byte_identical_to_redis() {
+        let mut hll = Hll::new();
+        hll.invalidate_cache(); // PFADD on a new key always invalidates
+        pfadd(&mut hll, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            hll.as_bytes(),
+            unhex("48594c4c01000000000000000000008060f38050b1844bfb80425a")
+        );
+        let count = hll.count().unwrap();
+        assert_eq!(count, 3);
+        hll.set_cached_cardinality(count);
+        assert_eq!(
+            hll.as_bytes(),
+            unhex("48594c4c01000000030000000000000060f38050b1844bfb80425a")
+        );
+    }
+
+    #[test]
+    fn element_hashing_picks_redis_registers() {
+        let elements: [&[u8]; 6] = [
+            b"",
+            &[0; 7],
+            &[0xff; 8],
+            &[b'x'; 9],
+            &[b'y'; 15],
+            &[b'z'; 17],
+        ];
+        let mut hll = Hll::new();
+        hll.invalidate_cache();
+        pfadd(&mut hll, elements.iter().map(|e| e.to_vec()));
+        let registers = registers(&hll);
+        let set: Vec<(usize, u8)> = registers
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| **value != 0)
+            .map(|(index, value)| (index, *value))
+            .collect();
+        assert_eq!(
+            set,
+            vec![
+                (1964, 1),
+                (2027, 3),
+                (2779, 5),
+                (3284, 1),
+                (5938, 2),
+                (13333, 2)
+            ]
+        );
+        assert_eq!(
+            hll.as_bytes(),
+            unhex("48594c4c01000000000000000000008047ab803d8842ee9041f7804a5c845ce1844be9")
+        );
+        assert_eq!(hll.count().unwrap(), 6);
+    }
+
+    #[test]
+    fn larger_sparse_and_dense_values_match_redis() {
+        let mut sparse = Hll::new();
+        sparse.invalidate_cache();
+        pfadd(&mut sparse, numbered(0..1000));
+        assert!(!sparse.is_dense());
+        assert_eq!(sparse.as_bytes().len(), 1906);
+        assert_eq!(
+            sha256_hex(sparse.as_bytes()),
+            "519a7f0764d633e025ff9f8cdeb30cd2f452e2ad37f729f6b9ea7a4699791162"
+        );
+        assert_eq!(sparse.count().unwrap(), 1008);
+
+        let mut dense = Hll::new();
+        dense.invalidate_cache();
+        for start in (0..100_000).step_by(5000) {
+            pfadd(&mut dense, numbered(start..start + 5000));
+        }
+        assert!(dense.is_dense());
+        assert_eq!(
+            sha256_hex(dense.as_bytes()),
+            "db44442a96c3ca475b58a386c4e1263c33d76900a2a9f2a934e50769c36644f9"
+        );
+        assert_eq!(dense.count().unwrap(), 100_853);
+
+        let mut small = Hll::new();
+        small.invalidate_cache();
+        pfadd(&mut small, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        let mut union = Box::new([0u8; REGISTERS]);
+        for hll in [&small, &sparse, &dense] {
+            hll.merge_into(&mut union).unwrap();
+        }
+        assert_eq!(estimate_registers(&union), 100_853);
+    }
+
+    #[test]
+    fn empty_value_created_by_pfadd_matches_redis() {
+        let mut hll = Hll::new();
+        hll.invalidate_cache();
+        assert_eq!(
+            hll.as_bytes(),
+            unhex("48594c4c0100000000000000000000807fff")
+        );
+    }
+
+    #[test]
+    fn a_cut_xzero_reads_its_missing_byte_as_zero_like_redis() {
+        // A full sparse value plus one stray XZERO byte (APPEND 'a' in
+        // Redis): the stray opcode covers 0x21 << 8 | 0 + 1 registers, so
+        // the value is corrupt for Redis and for us.
+        let mut hll = Hll::new();
+        hll.add(b"x").unwrap();
+        let mut bytes = hll.into_bytes();
+        bytes.push(b'a');
+        let hll = Hll::from_bytes(bytes).unwrap();
+        assert_eq!(hll.count(), Err(HllError::Corrupt));
+        let mut max = Box::new([0u8; REGISTERS]);
+        assert_eq!(hll.merge_into(&mut max), Err(HllError::Corrupt));
+        // A lone cut XZERO covering register 0 only: registers beyond it
+        // are missing, and updating register 0 is refused.
+        let mut bytes = Hll::new().into_bytes();
+        bytes.truncate(HEADER_SIZE);
+        bytes.push(0x40);
+        let mut hll = Hll::from_bytes(bytes).unwrap();
+        assert_eq!(hll.set_register(0, 3), Err(HllError::Corrupt));
+        assert_eq!(hll.set_register(5, 3), Err(HllError::Corrupt));
+    }
+
+    #[test]
+    fn runaway_zero_runs_are_corrupt_not_an_overflow() {
+        let mut bytes = Hll::new().into_bytes();
+        bytes.truncate(HEADER_SIZE);
+        for _ in 0..300_000 {
+            push_xzero(&mut bytes, REGISTERS);
+        }
+        let hll = Hll::from_bytes(bytes).unwrap();
+        assert_eq!(hll.count(), Err(HllError::Corrupt));
     }
 
     proptest! {

@@ -120,7 +120,9 @@ pub fn run<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, TxnEr
         "PFCOUNT" => hll::pfcount(ctx, cmd),
         "PFMERGE" => hll::pfmerge(ctx, cmd),
         // scripting
-        "EVAL" | "EVALSHA" | "SCRIPT" => return scripting::run(ctx, cmd),
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "SCRIPT" => {
+            return scripting::run(ctx, cmd);
+        }
         // server
         "INFO" => server::info(ctx, cmd),
         "CONFIG" => server::config(ctx, cmd),
