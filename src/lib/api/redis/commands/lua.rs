@@ -291,7 +291,8 @@ pub fn run_script(
     {
         let stopping = Arc::clone(&stopping);
         let timed_out = Arc::clone(&timed_out);
-        let hooked = lua.set_hook(
+        // A global hook: coroutines the script creates inherit it.
+        let hooked = lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTION_INTERVAL),
             move |_, _| {
                 if started.elapsed() > SCRIPT_TIME_LIMIT {
@@ -551,7 +552,7 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize) -> mlua::Result<Value
 /// anything out of range.
 fn number_to_integer(n: f64) -> i64 {
     const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if n.is_nan() || n >= LIMIT || n < -LIMIT {
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -565,7 +566,7 @@ pub fn lua_to_reply(value: Value, depth: usize) -> Reply {
     }
     match value {
         Value::Boolean(true) => Reply::Integer(1),
-        Value::Integer(n) => Reply::Integer(n as i64),
+        Value::Integer(n) => Reply::Integer(n),
         Value::Number(n) => Reply::Integer(number_to_integer(n)),
         Value::String(s) => Reply::bulk(&*s.as_bytes()),
         Value::Table(table) => table_to_reply(&table, depth),
@@ -781,7 +782,7 @@ fn lua_log(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
         ));
     }
     let level = match &args[0] {
-        Value::Integer(n) => *n as i64,
+        Value::Integer(n) => *n,
         Value::Number(n) => *n as i64,
         _ => {
             return Err(raise(
@@ -964,6 +965,24 @@ mod tests {
         let result = run_script(body, "x", Access::ReadWrite, &[], &[], &mut call);
         assert!(matches!(result, Err(Stop::TimeLimit)), "{result:?}");
         assert!(started.elapsed() < SCRIPT_TIME_LIMIT + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let reply = run("return #string.rep('x', 300 * 1024 * 1024)", &[], &[]);
+        assert!(error_of(reply).contains("not enough memory"));
+        assert_eq!(
+            run("return #string.rep('x', 1024 * 1024)", &[], &[]),
+            Reply::Integer(1024 * 1024)
+        );
+    }
+
+    #[test]
+    fn coroutines_cannot_hide_a_runaway_loop() {
+        let mut call = |_: Command| -> Result<Reply, TxnError> { Ok(Reply::ok()) };
+        let body = b"while true do coroutine.resume(coroutine.create(function() while true do end end)) end";
+        let result = run_script(body, "x", Access::ReadWrite, &[], &[], &mut call);
+        assert!(matches!(result, Err(Stop::TimeLimit)), "{result:?}");
     }
 
     #[test]

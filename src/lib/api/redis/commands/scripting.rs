@@ -117,9 +117,12 @@ fn eval<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, EvalErro
         }
     } else {
         let body = cmd.arg(0)?.clone();
-        // Redis caches only scripts that compile.
-        lua::compile_check(&body)?;
-        let sha = ctx.exec.scripts().insert(body.clone());
+        let sha = sha1_hex(&body);
+        if !ctx.exec.scripts().contains(sha.as_bytes()) {
+            // Redis caches only scripts that compile.
+            lua::compile_check(&body)?;
+            ctx.exec.scripts().insert(body.clone());
+        }
         (body, sha)
     };
     let saved_protocol = ctx.protocol;
