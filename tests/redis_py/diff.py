@@ -22,6 +22,59 @@ SCORES = ["0", "1", "2", "-1", "2.5", "+inf", "-inf", "1e3", "nan", "abc"]
 INTS = ["0", "1", "-1", "2", "5", "-5", "100", "x", "9223372036854775807"]
 
 
+SCRIPTS_1KEY = [
+    "return redis.call('GET', KEYS[1])",
+    "return redis.call('INCR', KEYS[1])",
+    "return redis.pcall('INCR', KEYS[1])",
+    "return redis.pcall('HGET', KEYS[1], ARGV[2])",
+    "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])",
+    "return {redis.call('TYPE', KEYS[1]), redis.call('EXISTS', KEYS[1])}",
+    "return redis.call('LRANGE', KEYS[1], 0, -1)",
+    "return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')",
+    "return redis.call('ZSCORE', KEYS[1], ARGV[2])",
+    "return redis.call('SCARD', KEYS[1]) + 1",
+    "return redis.call('PFADD', KEYS[1], ARGV[1])",
+    "return redis.call('PFCOUNT', KEYS[1])",
+    "redis.call('RPUSH', KEYS[1], ARGV[1]); return redis.call('LLEN', KEYS[1])",
+    "local ok, e = pcall(redis.call, 'LPUSH', KEYS[1], 'x'); return {tostring(ok), e}",
+    "redis.call('HSET', KEYS[1], ARGV[2], ARGV[1]); return redis.call('HGET', KEYS[1], ARGV[2])",
+    "return redis.call('GETRANGE', KEYS[1], 0, 1)",
+    "redis.call('DEL', KEYS[1]); return redis.call('EXISTS', KEYS[1])",
+    "return redis.call('XLEN', KEYS[1])",
+]
+SCRIPTS_0KEY = [
+    "return {1, 2.5, 'x', true, false, nil, 3}",
+    "return tonumber(ARGV[2])",
+    "return ARGV[1]",
+    "return #ARGV",
+    "return redis.status_reply(ARGV[1])",
+    "return redis.error_reply('MY err')",
+    "return redis.error_reply(ARGV[1])",
+    "return {err = 'CODE text'}",
+    "return {ok = 'fine'}",
+    "return redis.sha1hex(ARGV[1])",
+    "return redis.call('NOSUCH')",
+    "return redis.call('GET')",
+    "return redis.call()",
+    "return redis.call('GET', {})",
+    "return redis.call('MULTI')",
+    "return redis.pcall('NOSUCH')",
+    "error('boom')",
+    "error({err = 'MINE failed'})",
+    "return undefined_global",
+    "leaked = 1",
+    "return (",
+    "return 3.99",
+    "return -2.5",
+    "return 2^63",
+    "return string.format('%5.2f', 3.14159)",
+    "return table.concat({'a', 'b', 'c'}, '-')",
+    "return {math.floor(7.5), math.max(1, 9), string.rep('ab', 3)}",
+    "return type(os)",
+    "return redis.call('PING')",
+]
+
+
 def gen(rng):
     k = lambda: rng.choice(KEYS)
     v = lambda: rng.choice(VALUES)
@@ -115,6 +168,18 @@ def gen(rng):
         lambda: ["XDEL", k(), rng.choice(["1-1", "2-0", "5-0", "x"])],
         lambda: ["XTRIM", k(), rng.choice(["MAXLEN", "MINID"]), "=", rng.choice(["1", "3", "0"])],
         lambda: ["XREAD", "COUNT", "2", "STREAMS", k(), rng.choice(["0", "2-0", "$"])],
+        # HyperLogLog: replies and (through GET) the stored HYLL bytes.
+        lambda: ["PFADD", k()] + [m() for _ in range(rng.randrange(0, 4))] + [v()],
+        lambda: ["PFADD", k()] + [f"e{rng.randrange(10**6)}" for _ in range(rng.choice([1, 50, 400]))],
+        lambda: ["PFCOUNT"] + [k() for _ in range(rng.randrange(1, 4))],
+        lambda: ["PFMERGE", k()] + [k() for _ in range(rng.randrange(0, 3))],
+        # Lua scripts: conversions, errors, KEYS/ARGV, reads of own writes.
+        lambda: ["EVAL", rng.choice(SCRIPTS_1KEY), "1", k(), v(), m()],
+        lambda: ["EVAL", rng.choice(SCRIPTS_0KEY), "0", v(), i()],
+        lambda: ["EVAL", "return 1", rng.choice(["-1", "x", "3", "2"]), k()],
+        lambda: [rng.choice(["EVALSHA", "EVALSHA_RO"]), rng.choice(["0" * 40, "ffffffffffffffffffffffffffffffffffffffff", "abc"]), "0"],
+        lambda: ["EVAL_RO", rng.choice(["return redis.call('GET', KEYS[1])", "return redis.call('DEL', KEYS[1])"]), "1", k()],
+        lambda: ["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0" * 40],
     ]
     return rng.choice(choices)()
 

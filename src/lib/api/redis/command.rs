@@ -288,11 +288,12 @@ impl CommandSpec {
 
 /// The keys named by a command's arguments (`args` excludes the command
 /// name), including the argument-dependent layouts of `EVAL`/`EVALSHA`
+/// (and their `_RO` forms)
 /// (`numkeys`) and `XREAD` (`STREAMS`). Malformed argument lists yield the
 /// keys that can be identified; the command itself reports the error.
 pub fn command_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes> {
     match spec.name {
-        "EVAL" | "EVALSHA" => {
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" => {
             let count = args
                 .get(1)
                 .and_then(|numkeys| super::resp::parse_redis_int(numkeys))
@@ -700,6 +701,20 @@ static COMMANDS: &[CommandSpec] = &[
         "EVALSHA",
         -3,
         NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS,
+        (0, 0, 0),
+        CAT_SLOW | CAT_SCRIPTING,
+    ),
+    spec(
+        "EVALSHA_RO",
+        -3,
+        READONLY | NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS,
+        (0, 0, 0),
+        CAT_SLOW | CAT_SCRIPTING,
+    ),
+    spec(
+        "EVAL_RO",
+        -3,
+        READONLY | NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS,
         (0, 0, 0),
         CAT_SLOW | CAT_SCRIPTING,
     ),

@@ -8,10 +8,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::args::Command;
+use super::clients::ServerContext;
 use super::reply::{Protocol, Reply};
 
 /// What the executor may know about the calling connection.
@@ -98,4 +100,9 @@ pub trait CommandExecutor: Send + Sync + 'static {
             replies
         }
     }
+
+    /// Called once by each listener serving this executor, so that INFO
+    /// can report the listener's clients. The executor should keep only a
+    /// weak reference.
+    fn attach_listener(&self, _context: &Arc<ServerContext>) {}
 }

@@ -49,6 +49,7 @@ pub async fn serve<E: CommandExecutor, B: PubSubBroker>(
         metrics,
         clients: ClientRegistry::default(),
     });
+    executor.attach_listener(&context);
     let mut tasks = JoinSet::new();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "redis listener ready");

@@ -12,6 +12,7 @@ pub mod collections;
 pub mod db;
 pub mod error;
 pub mod expire;
+pub mod hll;
 pub mod layout;
 pub mod list;
 pub mod meta;

@@ -57,6 +57,9 @@ pub struct Ctx<'t, 'a, 'e, B: KvBackend> {
     pub written: Vec<Vec<u8>>,
     /// Inside MULTI/EXEC or a script: blocking commands do not block.
     pub in_multi: bool,
+    /// Set when the transaction must not commit (a script stopped by its
+    /// time limit): the transaction's reply becomes this one.
+    pub abort: Option<Reply>,
 }
 
 impl<'t, 'a, 'e, B: KvBackend> Ctx<'t, 'a, 'e, B> {
@@ -67,6 +70,7 @@ impl<'t, 'a, 'e, B: KvBackend> Ctx<'t, 'a, 'e, B> {
             protocol,
             written: Vec::new(),
             in_multi: false,
+            abort: None,
         }
     }
 

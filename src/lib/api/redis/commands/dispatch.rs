@@ -2,7 +2,7 @@
 
 use super::ctx::{Ctx, settle};
 use super::strings::ExpireUnit;
-use super::{hashes, keyspace, lists, server, sets, streams, strings, zsets};
+use super::{hashes, hll, keyspace, lists, scripting, server, sets, streams, strings, zsets};
 use crate::api::redis::args::Command;
 use crate::api::redis::reply::Reply;
 use crate::model::redis::Kind;
@@ -115,6 +115,14 @@ pub fn run<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, TxnEr
         "XDEL" => streams::xdel(ctx, cmd),
         "XTRIM" => streams::xtrim(ctx, cmd),
         "XREAD" => streams::xread(ctx, cmd),
+        // HyperLogLog
+        "PFADD" => hll::pfadd(ctx, cmd),
+        "PFCOUNT" => hll::pfcount(ctx, cmd),
+        "PFMERGE" => hll::pfmerge(ctx, cmd),
+        // scripting
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "SCRIPT" => {
+            return scripting::run(ctx, cmd);
+        }
         // server
         "INFO" => server::info(ctx, cmd),
         "CONFIG" => server::config(ctx, cmd),

@@ -16,20 +16,25 @@ mod ctx;
 mod cursors;
 mod dispatch;
 mod hashes;
+mod hll;
 mod keyspace;
 mod lists;
+mod lua;
+mod scripting;
 mod server;
 mod sets;
 mod streams;
 mod strings;
 mod zsets;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::args::Command;
+use super::clients::ServerContext;
 use super::executor::{ClientInfo, CommandExecutor, WatchToken, WatchedKey};
 use super::reply::{Protocol, Reply};
 use crate::model::redis::Db;
@@ -38,6 +43,7 @@ use crate::txn::{KvBackend, Txn, TxnError};
 pub use blocking::KeyWaiters;
 pub use ctx::{CmdError, CmdResult, Ctx};
 pub use cursors::CursorTable;
+pub use scripting::ScriptCache;
 
 /// How many times a command is re-run after a write conflict.
 pub const MAX_CONFLICT_RETRIES: u32 = 16;
@@ -48,7 +54,39 @@ pub struct RedisExecutor<B: KvBackend> {
     combiner: combiner::Combiner<B>,
     cursors: Mutex<CursorTable>,
     waiters: KeyWaiters,
+    scripts: ScriptCache,
     started: Instant,
+    /// The listeners serving this executor (for INFO clients).
+    listeners: Mutex<Vec<Weak<ServerContext>>>,
+    /// Clients currently inside a blocking command.
+    blocked_clients: AtomicUsize,
+}
+
+/// Counts a client as blocked while it lives.
+struct BlockedGuard<'a>(&'a AtomicUsize);
+
+impl<'a> BlockedGuard<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        BlockedGuard(counter)
+    }
+}
+
+impl Drop for BlockedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What INFO's `clients` section reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCounts {
+    /// Connections currently open on every listener of this executor.
+    pub connected: usize,
+    /// Clients waiting in BLPOP, BRPOP, BZPOPMIN or XREAD BLOCK.
+    pub blocked: usize,
+    /// The sum of the listeners' `maxclients`.
+    pub max_clients: usize,
 }
 
 impl<B: KvBackend> RedisExecutor<B> {
@@ -60,8 +98,30 @@ impl<B: KvBackend> RedisExecutor<B> {
             combiner: combiner::Combiner::new(me.clone()),
             cursors: Mutex::new(CursorTable::new(cursors::DEFAULT_CAPACITY)),
             waiters: KeyWaiters::default(),
+            scripts: ScriptCache::default(),
             started: Instant::now(),
+            listeners: Mutex::new(Vec::new()),
+            blocked_clients: AtomicUsize::new(0),
         })
+    }
+
+    /// The client numbers INFO reports.
+    pub fn client_counts(&self) -> ClientCounts {
+        let mut listeners = self.listeners.lock();
+        listeners.retain(|listener| listener.strong_count() > 0);
+        let mut counts = ClientCounts {
+            connected: 0,
+            blocked: self.blocked_clients.load(Ordering::Relaxed),
+            max_clients: 0,
+        };
+        for context in listeners.iter().filter_map(Weak::upgrade) {
+            counts.connected += context.clients.len();
+            counts.max_clients += context.config.max_clients;
+        }
+        if counts.max_clients == 0 {
+            counts.max_clients = super::config::DEFAULT_MAX_CLIENTS;
+        }
+        counts
     }
 
     pub fn backend(&self) -> &Arc<B> {
@@ -82,6 +142,11 @@ impl<B: KvBackend> RedisExecutor<B> {
         budget: usize,
     ) -> Result<crate::model::redis::expire::ExpiryPage, crate::model::redis::ModelError> {
         crate::model::redis::expire::expire_page(&*self.backend, resume, budget).await
+    }
+
+    /// The Lua scripts known to EVALSHA (filled by EVAL and SCRIPT LOAD).
+    pub fn scripts(&self) -> &ScriptCache {
+        &self.scripts
     }
 
     pub(crate) fn uptime(&self) -> Duration {
@@ -109,15 +174,19 @@ impl<B: KvBackend> RedisExecutor<B> {
                 Ok(txn) => txn,
                 Err(err) => return txn_error_reply(&err),
             };
-            let (result, written) = {
+            let (result, written, abort) = {
                 let mut ctx = Ctx::new(Db::new(&mut txn), self, protocol);
                 let result = body(&mut ctx);
-                (result, std::mem::take(&mut ctx.written))
+                (result, std::mem::take(&mut ctx.written), ctx.abort.take())
             };
             let reply = match result {
                 Ok(reply) => reply,
                 Err(err) => return txn_error_reply(&err),
             };
+            if let Some(abort) = abort {
+                // Dropping the transaction discards its writes.
+                return abort;
+            }
             match txn.commit().await {
                 Ok(_) => {
                     for key in &written {
@@ -157,12 +226,22 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
     async fn execute(&self, client: &ClientInfo, command: Command) -> Reply {
         match command.name() {
             "BLPOP" | "BRPOP" | "BZPOPMIN" => {
+                let _blocked = BlockedGuard::new(&self.blocked_clients);
                 return blocking::run_blocking(self, client, &command).await;
             }
-            "XREAD" => return blocking::run_xread(self, client, &command).await,
+            "XREAD" => {
+                let blocks = command
+                    .args
+                    .iter()
+                    .any(|arg| arg.eq_ignore_ascii_case(b"BLOCK"));
+                let _blocked = blocks.then(|| BlockedGuard::new(&self.blocked_clients));
+                return blocking::run_xread(self, client, &command).await;
+            }
             _ => {}
         }
-        if writes(&command) {
+        // Scripts keep their own transaction: a runaway script must not
+        // hold up every other client's writes queued behind its round.
+        if writes(&command) && self.can_batch(&command) {
             let mut replies = self.combiner.submit(client.protocol, vec![command]).await;
             return replies
                 .pop()
@@ -242,6 +321,12 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
             // conflicts): nothing was written, every command gets the error.
             failure => vec![failure; count],
         }
+    }
+
+    fn attach_listener(&self, context: &Arc<ServerContext>) {
+        let mut listeners = self.listeners.lock();
+        listeners.retain(|listener| listener.strong_count() > 0);
+        listeners.push(Arc::downgrade(context));
     }
 
     async fn watch_token(&self, key: &[u8]) -> Result<WatchToken, Reply> {

@@ -1,4 +1,8 @@
 //! Server commands answered by the executor: INFO, CONFIG, TIME, WAIT.
+//!
+//! INFO reports measured numbers only: clients come from the listeners'
+//! client registries, memory from the process's own accounting in
+//! `/proc` (Linux; elsewhere the memory numbers read 0).
 
 use super::ctx::{CmdResult, Ctx};
 use crate::api::redis::args::{Command, ERR_SYNTAX, error, parse_i64};
@@ -111,10 +115,17 @@ pub fn info<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         ));
     }
     if want("clients") {
-        text.push_str("# Clients\r\nblocked_clients:0\r\nmaxclients:10000\r\n\r\n");
+        let counts = ctx.exec.client_counts();
+        text.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
+            counts.connected, counts.max_clients, counts.blocked
+        ));
     }
     if want("memory") {
-        text.push_str("# Memory\r\nused_memory:0\r\nused_memory_human:0B\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n");
+        text.push_str(&memory_section(
+            &ProcessMemory::read(),
+            ctx.exec.scripts().len(),
+        ));
     }
     if want("persistence") {
         text.push_str(
@@ -147,4 +158,109 @@ pub fn info<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         },
         Protocol::Resp2 => Reply::bulk(text),
     })
+}
+
+/// The process's memory as the kernel accounts it, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident set size now (`VmRSS`).
+    pub rss: u64,
+    /// Peak resident set size (`VmHWM`).
+    pub peak_rss: u64,
+    /// Physical memory of the machine (`MemTotal`).
+    pub total_system: u64,
+}
+
+impl ProcessMemory {
+    /// Reads `/proc/self/status` and `/proc/meminfo`; what cannot be read
+    /// stays 0.
+    pub fn read() -> ProcessMemory {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        ProcessMemory {
+            rss: proc_kib_field(&status, "VmRSS:"),
+            peak_rss: proc_kib_field(&status, "VmHWM:"),
+            total_system: proc_kib_field(&meminfo, "MemTotal:"),
+        }
+    }
+}
+
+/// A `Name:   1234 kB` line of a `/proc` file, in bytes (0 when absent).
+pub fn proc_kib_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(0, |kib| kib.saturating_mul(1024))
+}
+
+/// Redis's `bytesToHuman`: `123B`, `1.50K`, `12.00M`, `1.00G`...
+pub fn bytes_to_human(n: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 10, "K"),
+        (1 << 20, "M"),
+        (1 << 30, "G"),
+        (1 << 40, "T"),
+        (1 << 50, "P"),
+    ];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let (scale, unit) = UNITS
+        .iter()
+        .rev()
+        .find(|(scale, _)| n >= *scale)
+        .copied()
+        .unwrap_or((1 << 10, "K"));
+    format!("{:.2}{unit}", n as f64 / scale as f64)
+}
+
+/// The `# Memory` section. The data set lives in the storage engine, so
+/// `used_memory` is the whole process's resident memory.
+fn memory_section(memory: &ProcessMemory, cached_scripts: usize) -> String {
+    format!(
+        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{rss_h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{rss_h}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{peak_h}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{total_h}\r\nnumber_of_cached_scripts:{cached_scripts}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
+        rss = memory.rss,
+        rss_h = bytes_to_human(memory.rss),
+        peak = memory.peak_rss,
+        peak_h = bytes_to_human(memory.peak_rss),
+        total = memory.total_system,
+        total_h = bytes_to_human(memory.total_system),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_follow_redis() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1024), "1.00K");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(5 << 20), "5.00M");
+        assert_eq!(bytes_to_human(3 << 30), "3.00G");
+    }
+
+    #[test]
+    fn proc_fields_parse_in_kib() {
+        let status = "Name:\telastickv\nVmHWM:\t   2048 kB\nVmRSS:\t   1024 kB\n";
+        assert_eq!(proc_kib_field(status, "VmRSS:"), 1024 * 1024);
+        assert_eq!(proc_kib_field(status, "VmHWM:"), 2048 * 1024);
+        assert_eq!(proc_kib_field(status, "VmSwap:"), 0);
+        assert_eq!(proc_kib_field("VmRSS: junk kB", "VmRSS:"), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_has_resident_memory() {
+        let memory = ProcessMemory::read();
+        assert!(memory.rss > 0);
+        assert!(memory.peak_rss >= memory.rss);
+        assert!(memory.total_system > memory.rss);
+        let section = memory_section(&memory, 2);
+        assert!(section.contains(&format!("used_memory:{}\r\n", memory.rss)));
+        assert!(section.contains("number_of_cached_scripts:2\r\n"));
+    }
 }
