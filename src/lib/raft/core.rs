@@ -713,6 +713,24 @@ impl GroupCore {
     /// Processes everything raft-rs has ready: persist, apply, collect
     /// messages and events.
     pub fn process_ready(&mut self, now: Duration) -> Result<Output, RaftError> {
+        let mut early = Vec::new();
+        let mut out = self.process_ready_with(now, &mut |msgs| early.extend(msgs))?;
+        early.append(&mut out.messages);
+        out.messages = early;
+        Ok(out)
+    }
+
+    /// [`GroupCore::process_ready`], handing the leader's replication
+    /// messages to `send_now` as soon as raft-rs produces them — BEFORE the
+    /// entries they carry are persisted here — so followers write and fsync
+    /// in parallel with the leader instead of after it (raft-rs allows
+    /// this: a leader counts its own log only once persisted). Messages
+    /// that must wait for persistence stay in the returned output.
+    pub fn process_ready_with(
+        &mut self,
+        now: Duration,
+        send_now: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<Output, RaftError> {
         let mut out = Output::default();
         if self.halted.is_none() {
             self.reissue_reads(now);
@@ -723,7 +741,7 @@ impl GroupCore {
             if self.halted.is_some() || !self.node.has_ready() {
                 break;
             }
-            self.handle_ready(now, &mut out)?;
+            self.handle_ready(now, &mut out, send_now)?;
             self.reissue_reads(now);
         }
         self.resolve_reads();
@@ -731,9 +749,17 @@ impl GroupCore {
         Ok(out)
     }
 
-    fn handle_ready(&mut self, now: Duration, out: &mut Output) -> Result<(), RaftError> {
+    fn handle_ready(
+        &mut self,
+        now: Duration,
+        out: &mut Output,
+        send_now: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<(), RaftError> {
         let mut rd = self.node.ready();
-        out.messages.extend(rd.take_messages());
+        let immediate = rd.take_messages();
+        if !immediate.is_empty() {
+            send_now(immediate);
+        }
         if rd.snapshot().get_metadata().index > 0 {
             let snap = rd.snapshot().clone();
             self.install_snapshot(&snap)?;

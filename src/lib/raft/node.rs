@@ -502,7 +502,12 @@ impl Driver {
                 }
             }
             Command::Transfer(to, reply) => {
-                let _ = reply.send(self.core.transfer_leader(to));
+                let result = self.core.transfer_leader(to);
+                // The transferee's TimeoutNow may leave in the very next
+                // Ready, before the end-of-round publication: close the
+                // lease to callers first.
+                self.gate.publish(None, self.core.applied_index());
+                let _ = reply.send(result);
             }
             Command::Snapshot(reply) => {
                 self.snapshot_waiters.push(reply);
@@ -579,7 +584,22 @@ impl Driver {
             }
         }
         let now = self.now();
-        let out = match self.core.process_ready(now) {
+        // Messages may leave during the round (see below): a lease lost by
+        // what was just stepped (a transfer asked for by a peer, a higher
+        // term) is withdrawn from callers before any of them goes.
+        if self.core.lease_until().is_none() {
+            self.gate.publish(None, self.core.applied_index());
+        }
+        let transport = self.transport.clone();
+        let group = self.core.config().group_id;
+        let snap_dir = self.core.config().dir.clone();
+        let mut send_now = |msgs: Vec<Message>| {
+            transport.send(group, msgs, |m| {
+                let meta = m.get_snapshot().get_metadata();
+                snapfile::snapshot_path(&snap_dir, meta.index, meta.term)
+            });
+        };
+        let out = match self.core.process_ready_with(now, &mut send_now) {
             Ok(out) => out,
             Err(e) => {
                 tracing::error!(
