@@ -40,9 +40,10 @@ test: lint unit
 bench: deps
 	@bash scripts/deps.sh bench
 	$(CARGO) bench --bench storage
-	$(CARGO) build --release --bin elastickv
+	$(CARGO) build --release --bin elastickv --example snapshot_gen
 	bench/replication.sh
 	bench/redis.sh
+	bench/snapshot_decode.sh
 
 man: deps
 	ELASTICKV_UPDATE_MAN=1 $(CARGO) test --test cli_man

@@ -35,3 +35,11 @@ if ! python3 -c 'import redis' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'redis>=5' ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'redis>=5'
 fi
+
+# grpcio (+ grpcio-tools for its protoc) for bench/kv_load.py, the one load
+# generator that drives both etcd and elastickv in bench/replication.sh.
+if [ "${1:-}" = bench ] && ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  echo "deps: installing python grpcio for the replication benchmark" >&2
+  python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages grpcio grpcio-tools
+fi
