@@ -195,38 +195,7 @@ type StreamFields = Vec<(Vec<u8>, Vec<u8>)>;
 /// Decodes a stream entry value: `u32be count ‖ (u32be len ‖ bytes)*`,
 /// items alternating field and value.
 fn decode_stream_fields(key: &[u8], raw: &[u8]) -> Result<StreamFields, ServiceDecodeError> {
-    let truncated = || corrupt(key, "stream entry value is truncated");
-    let (head, mut rest) = raw.split_first_chunk::<4>().ok_or_else(truncated)?;
-    let count = u32::from_be_bytes(*head) as usize;
-    if !count.is_multiple_of(2) {
-        return Err(corrupt(
-            key,
-            format!("stream entry holds {count} items, not field/value pairs"),
-        ));
-    }
-    // Every item costs at least its 4-byte length: bounds the allocation.
-    let mut pairs = Vec::with_capacity((count / 2).min(rest.len() / 8));
-    let mut pending: Option<Vec<u8>> = None;
-    for _ in 0..count {
-        let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
-        let len = u32::from_be_bytes(*head) as usize;
-        if tail.len() < len {
-            return Err(truncated());
-        }
-        let item = tail[..len].to_vec();
-        rest = &tail[len..];
-        match pending.take() {
-            None => pending = Some(item),
-            Some(field) => pairs.push((field, item)),
-        }
-    }
-    if !rest.is_empty() {
-        return Err(corrupt(
-            key,
-            format!("{} stray bytes after a stream entry's fields", rest.len()),
-        ));
-    }
-    Ok(pairs)
+    super::stream_entry::decode_pairs(key, raw).map_err(|err| corrupt(key, err.to_string()))
 }
 
 /// Turns a group's visible Redis rows into records, one key at a time.

@@ -64,16 +64,7 @@ pub fn kind_name(kind: RedisKind) -> &'static str {
 /// A stream entry's stored value: `u32be(item count)` then
 /// `u32be(len) ‖ bytes` per item, items being field, value, field, value...
 pub fn encode_stream_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let size: usize = fields.iter().map(|(f, v)| 8 + f.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(4 + size);
-    out.extend_from_slice(&((fields.len() * 2) as u32).to_be_bytes());
-    for (field, value) in fields {
-        for item in [field, value] {
-            out.extend_from_slice(&(item.len() as u32).to_be_bytes());
-            out.extend_from_slice(item);
-        }
-    }
-    out
+    super::stream_entry::encode_pairs(fields)
 }
 
 /// Checks that `bytes` are marked as a Redis HyperLogLog. The sketch is

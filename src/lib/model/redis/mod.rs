@@ -16,6 +16,7 @@ pub mod hll;
 pub mod layout;
 pub mod list;
 pub mod meta;
+pub mod stream_entry;
 
 pub use db::{Db, KeyEntry};
 pub use error::ModelError;

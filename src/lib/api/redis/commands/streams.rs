@@ -8,7 +8,7 @@ use super::ctx::{CmdError, CmdResult, Ctx};
 use crate::api::redis::args::{Command, ERR_SYNTAX, error, is_word, parse_i64};
 use crate::api::redis::reply::Reply;
 use crate::model::redis::layout::TAG_STREAM;
-use crate::model::redis::{Body, Kind, ModelError, StreamMeta};
+use crate::model::redis::{Body, Kind, ModelError, StreamMeta, stream_entry};
 use crate::storage::Direction;
 use crate::txn::KvBackend;
 
@@ -36,37 +36,6 @@ fn id_from(key: &[u8], suffix: &[u8]) -> Result<Id, ModelError> {
 
 pub fn format_id(id: Id) -> String {
     format!("{}-{}", id.0, id.1)
-}
-
-fn encode_fields(items: &[bytes::Bytes]) -> Vec<u8> {
-    let mut out = (items.len() as u32).to_be_bytes().to_vec();
-    for item in items {
-        out.extend_from_slice(&(item.len() as u32).to_be_bytes());
-        out.extend_from_slice(item);
-    }
-    out
-}
-
-fn decode_fields(key: &[u8], raw: &[u8]) -> Result<Vec<Vec<u8>>, ModelError> {
-    let bad = || ModelError::corrupt(key, "stream entry value is truncated");
-    let take = |at: usize| -> Result<u32, ModelError> {
-        let bytes: [u8; 4] = raw
-            .get(at..at + 4)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?;
-        Ok(u32::from_be_bytes(bytes))
-    };
-    let count = take(0)? as usize;
-    let mut at = 4;
-    let mut out = Vec::with_capacity(count.min(1024));
-    for _ in 0..count {
-        let len = take(at)? as usize;
-        at += 4;
-        out.push(raw.get(at..at + len).ok_or_else(bad)?.to_vec());
-        at += len;
-    }
-    Ok(out)
 }
 
 /// Parses `ms[-seq]`; a missing seq is `missing_seq`.
@@ -161,7 +130,10 @@ pub fn range<B: KvBackend>(
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for (suffix, value) in rows {
-        out.push((id_from(key, &suffix)?, decode_fields(key, &value)?));
+        out.push((
+            id_from(key, &suffix)?,
+            stream_entry::decode_items(key, &value)?,
+        ));
     }
     Ok(out)
 }
@@ -333,8 +305,12 @@ pub fn xadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
     if existing.is_none() {
         ctx.db.drop_rows(key);
     }
-    ctx.db
-        .member_put(key, TAG_STREAM, &id_bytes(id), encode_fields(fields));
+    ctx.db.member_put(
+        key,
+        TAG_STREAM,
+        &id_bytes(id),
+        stream_entry::encode_items(fields),
+    );
     meta.length += 1;
     meta.last_id = id;
     meta.entries_added += 1;
