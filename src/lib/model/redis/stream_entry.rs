@@ -10,6 +10,9 @@
 
 use super::error::ModelError;
 
+/// An entry's field/value pairs, in stored order.
+pub type FieldPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Encodes entry items (alternating field and value).
 pub fn encode_items<T: AsRef<[u8]>>(items: &[T]) -> Vec<u8> {
     let size: usize = items.iter().map(|i| 4 + i.as_ref().len()).sum();
@@ -63,7 +66,7 @@ pub fn decode_items(key: &[u8], raw: &[u8]) -> Result<Vec<Vec<u8>>, ModelError> 
 ///
 /// # Errors
 /// As [`decode_items`], and an odd number of items.
-pub fn decode_pairs(key: &[u8], raw: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ModelError> {
+pub fn decode_pairs(key: &[u8], raw: &[u8]) -> Result<FieldPairs, ModelError> {
     let items = decode_items(key, raw)?;
     if items.len() % 2 != 0 {
         return Err(ModelError::corrupt(
