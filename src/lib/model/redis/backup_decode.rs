@@ -195,7 +195,10 @@ type StreamFields = Vec<(Vec<u8>, Vec<u8>)>;
 /// Decodes a stream entry value: `u32be count ‖ (u32be len ‖ bytes)*`,
 /// items alternating field and value.
 fn decode_stream_fields(key: &[u8], raw: &[u8]) -> Result<StreamFields, ServiceDecodeError> {
-    super::stream_entry::decode_pairs(key, raw).map_err(|err| corrupt(key, err.to_string()))
+    super::stream_entry::decode_pairs(key, raw).map_err(|err| match err {
+        super::ModelError::Corrupt { detail, .. } => corrupt(key, detail),
+        other => corrupt(key, other.to_string()),
+    })
 }
 
 /// Turns a group's visible Redis rows into records, one key at a time.

@@ -67,13 +67,17 @@ pub fn decode_items(key: &[u8], raw: &[u8]) -> Result<Vec<Vec<u8>>, ModelError> 
 /// # Errors
 /// As [`decode_items`], and an odd number of items.
 pub fn decode_pairs(key: &[u8], raw: &[u8]) -> Result<FieldPairs, ModelError> {
-    let items = decode_items(key, raw)?;
-    if items.len() % 2 != 0 {
+    // The count decides before anything is read: an odd one is never pairs.
+    if raw
+        .first_chunk::<4>()
+        .is_some_and(|head| u32::from_be_bytes(*head) % 2 != 0)
+    {
         return Err(ModelError::corrupt(
             key,
             "stream entry items are not field/value pairs",
         ));
     }
+    let items = decode_items(key, raw)?;
     let mut pairs = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(field), Some(value)) = (it.next(), it.next()) {
