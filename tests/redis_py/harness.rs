@@ -93,3 +93,64 @@ pub async fn run_python(name: &str, args: &[String]) -> String {
     );
     stdout
 }
+
+/// A throwaway `redis-server` on a free loopback port, killed on drop.
+pub struct RealRedis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `redis-server` (no persistence) and waits until it answers PING.
+pub fn start_real_redis() -> RealRedis {
+    let port = free_port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (redis-server package)");
+    let real = RealRedis { child, port };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+            if stream.write_all(b"PING\r\n").is_ok() {
+                let mut buf = [0u8; 7];
+                if stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                    return real;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
