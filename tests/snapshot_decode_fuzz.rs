@@ -8,8 +8,9 @@
 //!
 //! Longer runs with libFuzzer: `fuzz/fuzz_targets/snapshot_decode.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
+
 use std::path::Path;
 
 use elastickv::backup::decode::DecodePlan;
@@ -25,45 +26,6 @@ use elastickv::storage::value::{encode_put, encode_tombstone};
 use elastickv::storage::{Cf, encode_lock_key};
 use proptest::prelude::*;
 use proptest::sample::Index;
-
-struct PeakTracking;
-
-thread_local! {
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = PEAK.try_with(|peak| {
-        if size > peak.get() {
-            peak.set(size);
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for PeakTracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: PeakTracking = PeakTracking;
 
 /// The decoder's one large allocation is its 1 MiB read buffer; inputs here
 /// are a few KiB, while the length prefixes mutations forge claim up to the
@@ -235,7 +197,7 @@ fn arb_rows() -> impl Strategy<Value = Vec<(Row, u64, bool)>> {
 
 /// Decodes `path` to records, measuring the largest allocation.
 fn records_measured(path: &Path) -> (Result<usize, String>, usize) {
-    PEAK.with(|peak| peak.set(0));
+    peak_alloc::reset();
     let mut count = 0;
     let result = read_snapshot_records(path, |_| {
         count += 1;
@@ -243,7 +205,7 @@ fn records_measured(path: &Path) -> (Result<usize, String>, usize) {
     })
     .map(|_| count)
     .map_err(|e| e.to_string());
-    (result, PEAK.with(Cell::get))
+    (result, peak_alloc::peak())
 }
 
 proptest! {

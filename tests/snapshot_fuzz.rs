@@ -8,8 +8,8 @@
 //!
 //! Longer runs with libFuzzer live in `fuzz/` (nightly, `cargo fuzz`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
 
 use elastickv::snapshot::{
     HEADER_CAP, KEY_CAP, MAGIC, SUPPORTED_VERSION, SnapshotError, SnapshotHeader, SnapshotReader,
@@ -18,47 +18,6 @@ use elastickv::snapshot::{
 use elastickv::storage::Cf;
 use proptest::prelude::*;
 use proptest::sample::Index;
-
-/// Records the largest single allocation per thread, so parallel tests do
-/// not see each other's allocations.
-struct PeakTracking;
-
-thread_local! {
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = PEAK.try_with(|peak| {
-        if size > peak.get() {
-            peak.set(size);
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for PeakTracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: PeakTracking = PeakTracking;
 
 /// Largest allocation tolerated while reading a small input: the reader's
 /// first chunk for a length-prefixed field is 64 KiB, a long way below the
@@ -69,7 +28,7 @@ const ALLOCATION_BOUND: usize = 128 << 10;
 /// Streams the whole input (returning records, or skipping them all) and
 /// reports the outcome with the largest allocation made meanwhile.
 fn read_measured(bytes: &[u8], skip_all: bool) -> (Result<u64, SnapshotError>, usize) {
-    PEAK.with(|peak| peak.set(0));
+    peak_alloc::reset();
     let result = (|| {
         let mut reader = SnapshotReader::new(bytes)?;
         if skip_all {
@@ -83,7 +42,7 @@ fn read_measured(bytes: &[u8], skip_all: bool) -> (Result<u64, SnapshotError>, u
         }
         Ok(records)
     })();
-    (result, PEAK.with(Cell::get))
+    (result, peak_alloc::peak())
 }
 
 fn preamble() -> Vec<u8> {
