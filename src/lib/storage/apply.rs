@@ -21,8 +21,7 @@ use super::error::StorageError;
 use super::keys::{self, TS_LEN, data_key_from_prefix, encode_data_key};
 use super::meta;
 use super::reads::{
-    RawIter, current_version, newest_version_ts, point_read_options, range_read_options,
-    skip_versions,
+    RawIter, current_version, newest_version_ts, range_read_options, skip_versions,
 };
 use super::store::GroupStore;
 use super::value::{decode_value_ref, encode_put, encode_tombstone};
@@ -111,21 +110,26 @@ impl GroupStore {
             return Ok(None);
         }
         let data = self.cf(Cf::Data)?;
-        let mut it = self.db.raw_iterator_cf_opt(data, point_read_options());
         let mutation_keys = intent.mutations.iter().filter_map(|m| match m {
             Mutation::Put { key, .. } | Mutation::Delete { key } => Some(key),
             _ => None,
         });
-        // A key both read and written (read-modify-write) is checked once.
-        let mut checked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
-        for key in mutation_keys.chain(intent.read_keys.iter()) {
-            if !checked.insert(key.as_slice()) {
-                continue;
+        let point_conflict = self.point_iters.with_point_iter(&self.db, |it| {
+            // A key both read and written (read-modify-write) is checked once.
+            let mut checked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+            for key in mutation_keys.chain(intent.read_keys.iter()) {
+                if !checked.insert(key.as_slice()) {
+                    continue;
+                }
+                let prefix = keys::encode_key_prefix(key);
+                if newest_version_ts(it, &prefix)?.is_some_and(|ts| ts > intent.start_ts) {
+                    return Ok(Some(key.clone()));
+                }
             }
-            let prefix = keys::encode_key_prefix(key);
-            if newest_version_ts(&mut it, &prefix)?.is_some_and(|ts| ts > intent.start_ts) {
-                return Ok(Some(key.clone()));
-            }
+            Ok(None)
+        })?;
+        if point_conflict.is_some() {
+            return Ok(point_conflict);
         }
         for (start, end) in &intent.read_ranges {
             let lower = keys::physical_bound(start);

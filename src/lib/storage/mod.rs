@@ -14,6 +14,7 @@ pub mod api;
 mod apply;
 pub mod error;
 mod gc;
+mod iter_pool;
 pub mod keys;
 pub mod meta;
 pub mod options;

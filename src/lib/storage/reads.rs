@@ -111,12 +111,12 @@ impl GroupStore {
         key: &[u8],
         read_ts: Timestamp,
     ) -> Result<Option<VersionedValue>, StorageError> {
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
-        self.check_read_ts(read_ts)?;
-        let prefix = keys::encode_key_prefix(key);
-        visible_at(&mut it, &prefix, key, read_ts)
+        self.point_iters.with_point_iter(&self.db, |it| {
+            // The iterator is in hand (its view fixed) before the fence check.
+            self.check_read_ts(read_ts)?;
+            let mut seek = Vec::new();
+            visible_at(it, &mut seek, key, read_ts)
+        })
     }
 
     /// `get` for many keys through one iterator; results in input order.
@@ -125,28 +125,25 @@ impl GroupStore {
         keys_in: &[Vec<u8>],
         read_ts: Timestamp,
     ) -> Result<Vec<Option<VersionedValue>>, StorageError> {
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
-        self.check_read_ts(read_ts)?;
-        let mut order: Vec<usize> = (0..keys_in.len()).collect();
-        order.sort_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
-        let mut out = vec![None; keys_in.len()];
-        for i in order {
-            let prefix = keys::encode_key_prefix(&keys_in[i]);
-            out[i] = visible_at(&mut it, &prefix, &keys_in[i], read_ts)?;
-        }
-        Ok(out)
+        self.point_iters.with_point_iter(&self.db, |it| {
+            self.check_read_ts(read_ts)?;
+            let mut order: Vec<usize> = (0..keys_in.len()).collect();
+            order.sort_unstable_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
+            let mut out = vec![None; keys_in.len()];
+            let mut seek = Vec::new();
+            for i in order {
+                out[i] = visible_at(it, &mut seek, &keys_in[i], read_ts)?;
+            }
+            Ok(out)
+        })
     }
 
     /// Commit ts of the newest version of `key` of any kind (tombstones and
     /// expired values included); not fenced by the watermark.
     pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(Cf::Data)?, point_read_options());
         let prefix = keys::encode_key_prefix(key);
-        newest_version_ts(&mut it, &prefix)
+        self.point_iters
+            .with_point_iter(&self.db, |it| newest_version_ts(it, &prefix))
     }
 
     /// One page of the keys in `[start, end)` visible at `read_ts`.
@@ -215,14 +212,21 @@ fn check_version_key(key: &[u8], prefix: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The live version of the key with `prefix` visible at `read_ts`.
+/// The live version of `user_key` visible at `read_ts`; `seek` is scratch
+/// space for the physical seek key (reused across keys by `multi_get`).
 fn visible_at(
     it: &mut RawIter<'_>,
-    prefix: &[u8],
+    seek: &mut Vec<u8>,
     user_key: &[u8],
     read_ts: Timestamp,
 ) -> Result<Option<VersionedValue>, StorageError> {
-    it.seek(data_key_from_prefix(prefix, read_ts));
+    seek.clear();
+    keys::escape_into(seek, user_key);
+    seek.extend_from_slice(&keys::TERMINATOR);
+    let prefix_len = seek.len();
+    seek.extend_from_slice(&(!read_ts).to_be_bytes());
+    it.seek(&seek[..]);
+    let prefix = &seek[..prefix_len];
     let Some((key, value, ts)) = current_version(it)? else {
         return Ok(None);
     };

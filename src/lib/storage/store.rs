@@ -11,7 +11,8 @@
 //! - `fence_ts` is `max(committed watermark, pending watermark)`; a read
 //!   creates its RocksDB iterator (pinning a sequence number) *before* it
 //!   checks the fence, so history deleted after a passing check is invisible
-//!   to it.
+//!   to it (a pooled iterator fixed its view no later than the last write
+//!   before the check, which is as good; see `iter_pool`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +24,7 @@ use rocksdb::{ColumnFamily, DB, WriteBatch, WriteOptions};
 
 use super::api::{Cf, Pin};
 use super::error::StorageError;
+use super::iter_pool::IterPool;
 use super::meta::{self, WatermarkRecord};
 use super::options::{StoreOptions, open_db};
 use crate::clock::Timestamp;
@@ -58,6 +60,8 @@ pub struct GroupStore {
     pub(crate) retention: RwLock<Retention>,
     pub(crate) pins: RwLock<BTreeMap<u64, Pin>>,
     pub(crate) restore_incomplete: AtomicBool,
+    /// Point-read iterators reused between writes (invalidated by `write`).
+    pub(crate) point_iters: IterPool,
 }
 
 impl std::fmt::Debug for GroupStore {
@@ -110,6 +114,7 @@ impl GroupStore {
             retention: RwLock::new(Retention::default()),
             pins: RwLock::new(BTreeMap::new()),
             restore_incomplete: AtomicBool::new(false),
+            point_iters: IterPool::default(),
         };
         store.reload_meta()?;
         Ok(store)
@@ -299,9 +304,11 @@ impl GroupStore {
     ) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db
-            .write_opt(batch, &wo)
-            .map_err(StorageError::rocks(op))
+        let written = self.db.write_opt(batch, &wo);
+        // Before returning, so nobody told of this write can be served a
+        // pooled view from before it.
+        self.point_iters.invalidate();
+        written.map_err(StorageError::rocks(op))
     }
 }
 
