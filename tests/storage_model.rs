@@ -403,6 +403,8 @@ fn opts() -> StoreOptions {
         sync_writes: false,
         block_cache_bytes: 1 << 20,
         create_if_missing: true,
+        // Small: the newest-version cache both answers and evicts here.
+        row_cache_bytes: 16 * 512,
     }
 }
 

@@ -27,6 +27,51 @@ use super::store::GroupStore;
 use super::value::{decode_value_ref, encode_put, encode_tombstone};
 use crate::clock::Timestamp;
 
+/// Data-CF puts of one batch segment, written in key order.
+///
+/// Why: RocksDB inserts a batch into the memtable skiplist one entry after
+/// another, each a descent through the list (the most expensive part of
+/// applying a write round); in key order consecutive descents share their
+/// path, so it stays in cache, and an insert next to the previous one skips
+/// the descent.
+/// A segment holds only puts, so ordering them by key, with the last put of
+/// a physical key winning, leaves exactly the state the original order
+/// would; a range delete closes the segment (it removes only what precedes
+/// it).
+#[derive(Default)]
+struct SortedPuts {
+    pending: Vec<(Vec<u8>, Vec<u8>)>,
+    written: WrittenPuts,
+}
+
+/// What a batch did to the data column family, for the row cache.
+#[derive(Default)]
+struct WrittenPuts {
+    /// Physical (key, value) puts in batch order (last of a key wins).
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The batch also removed a physical range.
+    removed_ranges: bool,
+}
+
+impl SortedPuts {
+    fn push(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.push((key, value));
+    }
+
+    fn flush_into(&mut self, batch: &mut WriteBatch, cf: &rocksdb::ColumnFamily) {
+        // Stable: equal keys keep their order, so the last one is the winner.
+        self.pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entries = self.pending.drain(..).peekable();
+        while let Some((key, value)) = entries.next() {
+            if entries.peek().is_some_and(|(next, _)| *next == key) {
+                continue;
+            }
+            batch.put_cf(cf, &key, &value);
+            self.written.puts.push((key, value));
+        }
+    }
+}
+
 fn in_range(key: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
     key >= start && end.is_none_or(|e| key < e)
 }
@@ -55,10 +100,38 @@ impl GroupStore {
             }
             return Ok(Outcome::Conflict { key });
         }
-        let batch = self.build_batch(intent)?;
-        self.write(batch, self.opts.sync_writes, "apply")?;
+        // Above every earlier commit: this intent's versions become the
+        // newest of their keys.
+        let newest = intent.commit_ts > self.last_commit_ts();
+        let (batch, written) = self.build_batch(intent)?;
+        let result = self.write(batch, self.opts.sync_writes, "apply");
+        self.update_row_cache(&written, newest && result.is_ok());
+        result?;
         self.publish(intent);
         Ok(Outcome::Committed)
+    }
+
+    /// Keeps the newest-version cache true after a write of `written`
+    /// (before anyone can learn of the write: see `row_cache`).
+    fn update_row_cache(&self, written: &WrittenPuts, newest: bool) {
+        if !self.row_cache.enabled() {
+            return;
+        }
+        if written.removed_ranges {
+            self.row_cache.clear();
+            return;
+        }
+        for (key, value) in &written.puts {
+            let Some((prefix, ts)) = keys::split_data_key(key) else {
+                self.row_cache.clear();
+                return;
+            };
+            if newest {
+                self.row_cache.install(prefix, ts, value);
+            } else {
+                self.row_cache.forget(prefix);
+            }
+        }
     }
 
     /// Updates the in-memory mirrors after the batch of `intent` was written.
@@ -114,7 +187,7 @@ impl GroupStore {
             Mutation::Put { key, .. } | Mutation::Delete { key } => Some(key),
             _ => None,
         });
-        let point_conflict = self.point_iters.with_point_iter(&self.db, |it| {
+        let point_conflict = self.point_iters.with_point_iter(&self.db, |it, _| {
             // A key both read and written (read-modify-write) is checked once.
             let mut checked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
             for key in mutation_keys.chain(intent.read_keys.iter()) {
@@ -122,7 +195,13 @@ impl GroupStore {
                     continue;
                 }
                 let prefix = keys::encode_key_prefix(key);
-                if newest_version_ts(it, &prefix)?.is_some_and(|ts| ts > intent.start_ts) {
+                // Under the apply mutex a cached entry is the key's newest
+                // version exactly (see `row_cache`).
+                let newest = match self.row_cache.get(&prefix) {
+                    Some(cached) => (cached.ts > 0).then_some(cached.ts),
+                    None => newest_version_ts(it, &prefix)?,
+                };
+                if newest.is_some_and(|ts| ts > intent.start_ts) {
                     return Ok(Some(key.clone()));
                 }
             }
@@ -153,12 +232,13 @@ impl GroupStore {
         Ok(None)
     }
 
-    fn build_batch(&self, intent: &WriteIntent) -> Result<WriteBatch, StorageError> {
+    fn build_batch(&self, intent: &WriteIntent) -> Result<(WriteBatch, WrittenPuts), StorageError> {
         let data = self.cf(Cf::Data)?;
         let lock = self.cf(Cf::Lock)?;
         let meta_cf = self.cf(Cf::Meta)?;
         let commit_ts = intent.commit_ts;
         let mut batch = WriteBatch::default();
+        let mut puts = SortedPuts::default();
         // What earlier mutations of this intent did that a later range
         // delete must account for, kept as it goes (not rescanned per range:
         // a combined round carries hundreds of range deletes).
@@ -171,16 +251,14 @@ impl GroupStore {
                     value,
                     expire_at,
                 } => {
-                    batch.put_cf(
-                        data,
+                    puts.push(
                         encode_data_key(key, commit_ts),
                         encode_put(value, *expire_at, intent.start_ts),
                     );
                     earlier_puts.push(key);
                 }
                 Mutation::Delete { key } => {
-                    batch.put_cf(
-                        data,
+                    puts.push(
                         encode_data_key(key, commit_ts),
                         encode_tombstone(intent.start_ts),
                     );
@@ -190,7 +268,7 @@ impl GroupStore {
                     // Keys purged earlier in this intent are gone, though the
                     // database still shows them.
                     self.tombstone_live_range(
-                        &mut batch,
+                        &mut puts,
                         start,
                         end.as_deref(),
                         commit_ts,
@@ -201,11 +279,14 @@ impl GroupStore {
                     // commit ts too, though not yet in the database.
                     for key in &earlier_puts {
                         if in_range(key, start, end.as_deref()) {
-                            batch.put_cf(data, encode_data_key(key, commit_ts), &tombstone);
+                            puts.push(encode_data_key(key, commit_ts), tombstone.clone());
                         }
                     }
                 }
                 Mutation::PurgeRange { start, end } => {
+                    // A range delete removes only what precedes it in the batch.
+                    puts.flush_into(&mut batch, data);
+                    puts.written.removed_ranges = true;
                     purged.push((
                         keys::physical_bound(start),
                         end.as_deref().map(keys::physical_bound),
@@ -268,6 +349,7 @@ impl GroupStore {
                 }
             }
         }
+        puts.flush_into(&mut batch, data);
         if commit_ts > self.last_commit_ts() {
             batch.put_cf(meta_cf, meta::LAST_COMMIT_TS_KEY, commit_ts.to_be_bytes());
         }
@@ -278,7 +360,7 @@ impl GroupStore {
                 meta::encode_applied_index(index),
             );
         }
-        Ok(batch)
+        Ok((batch, puts.written))
     }
 
     /// Adds a tombstone at `commit_ts` for every key in `[start, end)` whose
@@ -286,7 +368,7 @@ impl GroupStore {
     /// batch grows.
     fn tombstone_live_range(
         &self,
-        batch: &mut WriteBatch,
+        puts: &mut SortedPuts,
         start: &[u8],
         end: Option<&[u8]>,
         commit_ts: Timestamp,
@@ -320,7 +402,7 @@ impl GroupStore {
                 key >= lo.as_slice() && hi.as_ref().is_none_or(|h| key < h.as_slice())
             });
             if !was_purged && decode_value_ref(key, value)?.is_live_at(commit_ts) {
-                batch.put_cf(data, data_key_from_prefix(&prefix, commit_ts), tombstone);
+                puts.push(data_key_from_prefix(&prefix, commit_ts), tombstone.to_vec());
             }
             skip_versions(&mut it, &prefix);
         }
@@ -370,6 +452,44 @@ mod tests {
         assert_eq!(store.applied_index(), 2);
         assert_eq!(store.get(b"other", 30).unwrap(), None);
         assert_eq!(store.last_commit_ts(), 10);
+    }
+
+    #[test]
+    fn reordered_puts_keep_the_last_write_of_a_key_and_purge_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let value = |v: &[u8]| Mutation::Put {
+            key: b"k".to_vec(),
+            value: v.to_vec(),
+            expire_at: 0,
+        };
+        let intent = WriteIntent {
+            start_ts: 9,
+            commit_ts: 10,
+            mutations: vec![
+                put(b"z"),
+                value(b"first"),
+                Mutation::Delete { key: b"m".to_vec() },
+                value(b"second"),
+                put(b"p"),
+                Mutation::PurgeRange {
+                    start: b"p".to_vec(),
+                    end: None,
+                },
+                put(b"q"),
+                value(b"third"),
+            ],
+            ..Default::default()
+        };
+        store.apply(&intent).unwrap();
+        assert_eq!(store.get(b"k", 10).unwrap().unwrap().value, b"third");
+        assert_eq!(store.get(b"z", 10).unwrap(), None, "purged after its put");
+        assert_eq!(store.get(b"p", 10).unwrap(), None, "purged after its put");
+        assert!(
+            store.get(b"q", 10).unwrap().is_some(),
+            "put after the purge"
+        );
+        assert_eq!(store.get(b"m", 10).unwrap(), None);
     }
 
     #[test]

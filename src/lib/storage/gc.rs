@@ -226,6 +226,7 @@ impl GroupStore {
             let mut examined = 0usize;
             let mut finished = false;
             let mut versions: Vec<VersionFacts> = Vec::new();
+            let mut touched: Vec<Vec<u8>> = Vec::new();
             while examined < batch_keys {
                 let Some((key, _, _)) = current_version(&it)? else {
                     finished = true;
@@ -265,9 +266,14 @@ impl GroupStore {
                     });
                     it.next();
                 }
+                let mut dropped_any = false;
                 for i in versions_to_drop(&versions, plan.ts, &readers) {
                     batch.delete_cf(data, &versions[i].phys);
                     stats.versions_removed += 1;
+                    dropped_any = true;
+                }
+                if dropped_any {
+                    touched.push(prefix);
                 }
                 examined += 1;
             }
@@ -279,7 +285,13 @@ impl GroupStore {
                 }
             }
             if !batch.is_empty() {
-                self.write(batch, false, "compaction delete")?;
+                let result = self.write(batch, false, "compaction delete");
+                // Still under the apply mutex: no reader can learn of a
+                // later write before these keys are forgotten.
+                for prefix in &touched {
+                    self.row_cache.forget(prefix);
+                }
+                result?;
                 stats.batches += 1;
             }
             if finished {

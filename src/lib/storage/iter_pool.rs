@@ -67,12 +67,18 @@ impl IterPool {
         drop(stale);
     }
 
+    /// The current write generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Runs `read` on a point-read (prefix mode) data iterator that sees
-    /// every write completed before this call.
+    /// every write completed before this call, with the generation its view
+    /// was taken at (still current means: no write completed since).
     pub fn with_point_iter<R>(
         &self,
         db: &Arc<DB>,
-        read: impl FnOnce(&mut DataIter<'_>) -> Result<R, StorageError>,
+        read: impl FnOnce(&mut DataIter<'_>, u64) -> Result<R, StorageError>,
     ) -> Result<R, StorageError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut pooled = match self.take(generation) {
@@ -87,7 +93,8 @@ impl IterPool {
                 })?,
             },
         };
-        let result = pooled.iter.with_dependent_mut(|_, it| read(it));
+        let view = pooled.generation;
+        let result = pooled.iter.with_dependent_mut(|_, it| read(it, view));
         let healthy = pooled.iter.borrow_dependent().status().is_ok();
         if result.is_ok() && healthy {
             self.put_back(pooled);
@@ -126,7 +133,7 @@ mod tests {
 
     fn newest_ts_of(pool: &IterPool, db: &Arc<DB>, key: &[u8]) -> Option<u64> {
         let prefix = crate::storage::keys::encode_key_prefix(key);
-        pool.with_point_iter(db, |it| {
+        pool.with_point_iter(db, |it, _| {
             crate::storage::reads::newest_version_ts(it, &prefix)
         })
         .unwrap()
@@ -156,9 +163,11 @@ mod tests {
         let pool = IterPool::default();
         put(&db, b"k", 5);
         let seen = pool
-            .with_point_iter(&db, |it| {
+            .with_point_iter(&db, |it, view| {
+                assert_eq!(view, pool.generation());
                 put(&db, b"k", 7);
                 pool.invalidate();
+                assert_ne!(view, pool.generation());
                 let prefix = crate::storage::keys::encode_key_prefix(b"k");
                 crate::storage::reads::newest_version_ts(it, &prefix)
             })

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod meta;
 pub mod options;
 mod reads;
+mod row_cache;
 mod snapshot;
 mod store;
 pub mod value;

@@ -27,6 +27,9 @@ pub struct StoreOptions {
     pub block_cache_bytes: usize,
     /// Create the database (and any missing column family) if absent.
     pub create_if_missing: bool,
+    /// Budget of the newest-version cache that answers point reads without
+    /// a RocksDB seek (`row_cache`); 0 turns it off.
+    pub row_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -35,6 +38,7 @@ impl Default for StoreOptions {
             sync_writes: true,
             block_cache_bytes: 64 << 20,
             create_if_missing: true,
+            row_cache_bytes: 64 << 20,
         }
     }
 }

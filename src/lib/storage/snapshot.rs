@@ -174,7 +174,9 @@ impl GroupStore {
         }
         // The wipe covers the marker; put it back in the same batch.
         wipe.put_cf(meta_cf, meta::RESTORE_MARKER_KEY, []);
-        self.write(wipe, false, "restore wipe")?;
+        let wiped = self.write(wipe, false, "restore wipe");
+        self.row_cache.clear();
+        wiped?;
 
         let mut batch = WriteBatch::default();
         let mut records_in_batch = 0usize;
@@ -195,6 +197,7 @@ impl GroupStore {
         }
         batch.delete_cf(meta_cf, meta::RESTORE_MARKER_KEY);
         self.write(batch, true, "restore finish")?;
+        self.row_cache.clear();
         self.reload_meta()
     }
 }

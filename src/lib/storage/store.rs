@@ -27,6 +27,7 @@ use super::error::StorageError;
 use super::iter_pool::IterPool;
 use super::meta::{self, WatermarkRecord};
 use super::options::{StoreOptions, open_db};
+use super::row_cache::RowCache;
 use crate::clock::Timestamp;
 
 /// Committed and (while a compaction deletes history) pending watermark.
@@ -62,6 +63,8 @@ pub struct GroupStore {
     pub(crate) restore_incomplete: AtomicBool,
     /// Point-read iterators reused between writes (invalidated by `write`).
     pub(crate) point_iters: IterPool,
+    /// Newest version of recently used keys (kept by every write path).
+    pub(crate) row_cache: RowCache,
 }
 
 impl std::fmt::Debug for GroupStore {
@@ -105,6 +108,7 @@ impl GroupStore {
         }
         let store = GroupStore {
             db,
+            row_cache: RowCache::new(opts.row_cache_bytes),
             opts,
             apply_lock: Mutex::new(()),
             maintenance_lock: Mutex::new(()),
