@@ -86,6 +86,39 @@ pub struct Output {
     pub events: Vec<Event>,
 }
 
+/// What a Ready round hands over before it ends.
+pub trait ReadySink {
+    /// Messages that may leave now.
+    fn send(&mut self, msgs: Vec<Message>);
+    /// Results of proposals just applied (the state machine and `core`
+    /// already reflect them), before the round persists new entries.
+    fn applied(&mut self, core: &GroupCore, events: Vec<Event>);
+}
+
+/// A sink that keeps everything for the round's output.
+#[derive(Debug, Default)]
+struct Collect {
+    messages: Vec<Message>,
+    events: Vec<Event>,
+}
+
+impl ReadySink for Collect {
+    fn send(&mut self, msgs: Vec<Message>) {
+        self.messages.extend(msgs);
+    }
+
+    fn applied(&mut self, _core: &GroupCore, events: Vec<Event>) {
+        self.events.extend(events);
+    }
+}
+
+fn send_persisted(rd: &mut ::raft::Ready, sink: &mut dyn ReadySink) {
+    let persisted = rd.take_persisted_messages();
+    if !persisted.is_empty() {
+        sink.send(persisted);
+    }
+}
+
 /// A snapshot captured on the apply thread: its job is written elsewhere
 /// (to `tmp_path`) and the ticket handed back to
 /// [`GroupCore::finish_snapshot`].
@@ -713,10 +746,12 @@ impl GroupCore {
     /// Processes everything raft-rs has ready: persist, apply, collect
     /// messages and events.
     pub fn process_ready(&mut self, now: Duration) -> Result<Output, RaftError> {
-        let mut early = Vec::new();
-        let mut out = self.process_ready_with(now, &mut |msgs| early.extend(msgs))?;
-        early.append(&mut out.messages);
-        out.messages = early;
+        let mut sink = Collect::default();
+        let mut out = self.process_ready_with(now, &mut sink)?;
+        sink.messages.append(&mut out.messages);
+        out.messages = sink.messages;
+        sink.events.append(&mut out.events);
+        out.events = sink.events;
         Ok(out)
     }
 
@@ -726,10 +761,17 @@ impl GroupCore {
     /// in parallel with the leader instead of after it (raft-rs allows
     /// this: a leader counts its own log only once persisted). Messages
     /// that must wait for persistence stay in the returned output.
+    ///
+    /// Proposals applied during the round are handed to
+    /// [`ReadySink::applied`] at once, before the round writes and fsyncs
+    /// the log entries it is persisting (they are committed and applied:
+    /// their callers need not wait for the next entries' fsync). A
+    /// follower's replies to the leader go out as soon as its log write is
+    /// done, before it applies what is committed.
     pub fn process_ready_with(
         &mut self,
         now: Duration,
-        send_now: &mut dyn FnMut(Vec<Message>),
+        send_now: &mut dyn ReadySink,
     ) -> Result<Output, RaftError> {
         let mut out = Output::default();
         if self.halted.is_none() {
@@ -753,28 +795,40 @@ impl GroupCore {
         &mut self,
         now: Duration,
         out: &mut Output,
-        send_now: &mut dyn FnMut(Vec<Message>),
+        sink: &mut dyn ReadySink,
     ) -> Result<(), RaftError> {
         let mut rd = self.node.ready();
         let immediate = rd.take_messages();
         if !immediate.is_empty() {
-            send_now(immediate);
+            sink.send(immediate);
         }
         if rd.snapshot().get_metadata().index > 0 {
             let snap = rd.snapshot().clone();
             self.install_snapshot(&snap)?;
         }
         let committed = rd.take_committed_entries();
-        if !self.apply_entries(committed, now)? {
-            return Ok(());
+        if self.is_leader() {
+            // Answer what is committed before this round's log fsync.
+            if !self.apply_entries(committed, now)? {
+                return Ok(());
+            }
+            self.answer_applied(sink);
+            self.node.mut_store().append(rd.entries(), rd.hs())?;
+            send_persisted(&mut rd, sink);
+        } else {
+            // The leader waits for this node's acknowledgement: it leaves
+            // as soon as the entries are durable, before the apply.
+            self.node.mut_store().append(rd.entries(), rd.hs())?;
+            send_persisted(&mut rd, sink);
+            if !self.apply_entries(committed, now)? {
+                return Ok(());
+            }
         }
-        self.node.mut_store().append(rd.entries(), rd.hs())?;
         if let Some(hs) = rd.hs() {
             self.on_commit(hs.commit, now);
         }
         let read_states = rd.take_read_states();
         self.on_read_states(read_states, now);
-        out.messages.extend(rd.take_persisted_messages());
         if let Some(ss) = rd.ss() {
             self.on_role_change(ss.raft_state, ss.leader_id);
         }
@@ -791,6 +845,17 @@ impl GroupCore {
         self.node.advance_apply();
         self.publish_leadership();
         Ok(())
+    }
+
+    /// Hands the proposal results gathered so far to the sink.
+    fn answer_applied(&mut self, sink: &mut dyn ReadySink) {
+        let (answered, rest): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(|ev| matches!(ev, Event::Proposal { .. }));
+        self.events = rest;
+        if !answered.is_empty() {
+            sink.applied(self, answered);
+        }
     }
 
     fn publish_leadership(&mut self) {

@@ -23,7 +23,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::auth::TokenInterceptor;
 use crate::raft::config::GroupConfig;
-use crate::raft::core::{Applied, Bootstrap, Event, GroupCore, Membership, SnapshotTicket};
+use crate::raft::core::{
+    Applied, Bootstrap, Event, GroupCore, Membership, ReadySink, SnapshotTicket,
+};
 use crate::raft::envelope::RequestTag;
 use crate::raft::error::RaftError;
 use crate::raft::lease::LeaseGate;
@@ -406,6 +408,71 @@ struct Driver {
     snapshot_running: bool,
 }
 
+/// Status and lease as the core now is, published before callers are
+/// answered (a caller that got its answer sees at least that progress in
+/// `status()`), and before any message of the round leaves (a transfer's
+/// TimeoutNow among them: callers must see the lease as it now is). The
+/// fast path is open only with nothing committed left to apply, so the
+/// index it answers is also at or beyond the commit index.
+fn publish_progress(
+    core: &GroupCore,
+    now: Duration,
+    gate: &LeaseGate,
+    metrics: &RaftMetrics,
+) -> GroupStatus {
+    let st = core.status(now);
+    let lease = core
+        .lease_until()
+        .filter(|_| st.applied_index >= st.commit_index);
+    gate.publish(lease, st.applied_index);
+    metrics.observe(&st);
+    st
+}
+
+fn answer_proposal(
+    proposals: &mut HashMap<u64, (Reply<Applied>, Instant)>,
+    tag: RequestTag,
+    result: Result<Applied, RaftError>,
+) {
+    if let Some((reply, _)) = proposals.remove(&tag.id) {
+        let _ = reply.send(result);
+    }
+}
+
+/// The driver's side of a Ready round: messages go to the transport at
+/// once; applied proposals are answered at once, after the progress they
+/// make is published.
+struct DriverSink<'d> {
+    now: Duration,
+    group: u64,
+    snap_dir: &'d std::path::Path,
+    transport: &'d Arc<Transport>,
+    gate: &'d LeaseGate,
+    metrics: &'d RaftMetrics,
+    status: &'d Mutex<GroupStatus>,
+    proposals: &'d mut HashMap<u64, (Reply<Applied>, Instant)>,
+}
+
+impl ReadySink for DriverSink<'_> {
+    fn send(&mut self, msgs: Vec<Message>) {
+        let snap_dir = self.snap_dir;
+        self.transport.send(self.group, msgs, |m| {
+            let meta = m.get_snapshot().get_metadata();
+            snapfile::snapshot_path(snap_dir, meta.index, meta.term)
+        });
+    }
+
+    fn applied(&mut self, core: &GroupCore, events: Vec<Event>) {
+        let st = publish_progress(core, self.now, self.gate, self.metrics);
+        *self.status.lock() = st;
+        for ev in events {
+            if let Event::Proposal { tag, result } = ev {
+                answer_proposal(self.proposals, tag, result);
+            }
+        }
+    }
+}
+
 impl Driver {
     fn now(&self) -> Duration {
         self.epoch.elapsed()
@@ -590,16 +657,18 @@ impl Driver {
         if self.core.lease_until().is_none() {
             self.gate.publish(None, self.core.applied_index());
         }
-        let transport = self.transport.clone();
-        let group = self.core.config().group_id;
         let snap_dir = self.core.config().dir.clone();
-        let mut send_now = |msgs: Vec<Message>| {
-            transport.send(group, msgs, |m| {
-                let meta = m.get_snapshot().get_metadata();
-                snapfile::snapshot_path(&snap_dir, meta.index, meta.term)
-            });
+        let mut sink = DriverSink {
+            now,
+            group: self.core.config().group_id,
+            snap_dir: &snap_dir,
+            transport: &self.transport,
+            gate: &self.gate,
+            metrics: &self.metrics,
+            status: &self.status,
+            proposals: &mut self.proposals,
         };
-        let out = match self.core.process_ready_with(now, &mut send_now) {
+        let out = match self.core.process_ready_with(now, &mut sink) {
             Ok(out) => out,
             Err(e) => {
                 tracing::error!(
@@ -609,19 +678,7 @@ impl Driver {
                 Default::default()
             }
         };
-        // Publish the status before answering callers, so a caller that got
-        // its answer sees at least that progress in `status()`.
-        let st = self.core.status(now);
-        // Before any message of this round leaves (a transfer's TimeoutNow
-        // among them), callers must see the lease as it now is. The fast
-        // path is open only with nothing committed left to apply, so the
-        // index it answers is also at or beyond the commit index.
-        let lease = self
-            .core
-            .lease_until()
-            .filter(|_| st.applied_index >= st.commit_index);
-        self.gate.publish(lease, st.applied_index);
-        self.metrics.observe(&st);
+        let st = publish_progress(&self.core, now, &self.gate, &self.metrics);
         for p in &st.peers {
             if let Some(addr) = &p.address
                 && p.id != self.core.node_id()
@@ -645,12 +702,12 @@ impl Driver {
     }
 
     fn on_event(&mut self, ev: Event) {
+        if let Event::Proposal { tag, result } = ev {
+            answer_proposal(&mut self.proposals, tag, result);
+            return;
+        }
         match ev {
-            Event::Proposal { tag, result } => {
-                if let Some((reply, _)) = self.proposals.remove(&tag.id) {
-                    let _ = reply.send(result);
-                }
-            }
+            Event::Proposal { .. } => {}
             Event::Read { tag, result } => {
                 if let Some((reply, _)) = self.reads.remove(&tag.id) {
                     let _ = reply.send(result);
