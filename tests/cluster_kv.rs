@@ -273,6 +273,48 @@ async fn restart_after_snapshot_skips_the_snapshot_body_and_keeps_data() {
     );
 }
 
+/// A snapshot that cannot be taken (here: its scratch directory is a file)
+/// is retried with a growing delay, not on every Raft tick (each attempt
+/// flushes the memtables and logs a warning); an explicit request still
+/// tries at once and succeeds once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_snapshot_backs_off_and_recovers() {
+    let mut cluster = Cluster::start(1).await;
+    let mut kv = cluster.kv_client(1);
+    kv.put(b"k", b"v", OP_LIMIT).await;
+    let scratch = cluster
+        .node(1)
+        .data_dir
+        .join("groups")
+        .join(DEFAULT_GROUP.to_string())
+        .join("checkpoints");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::write(&scratch, b"not a directory").unwrap();
+    let endpoint = cluster.node(1).endpoint();
+    let out = cluster.cli(&["snapshot", "create", "--endpoint", &endpoint]);
+    assert!(!out.status.success(), "snapshot create: {}", describe(&out));
+
+    // The request stays pending: measure how often it is retried while the
+    // group keeps working over a two-second window.
+    let window = std::time::Instant::now();
+    let mut i = 0u32;
+    while window.elapsed() < Duration::from_secs(2) {
+        kv.put(format!("w{i}").as_bytes(), b"x", OP_LIMIT).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attempts = cluster.log_text(1).matches("snapshot not started").count();
+    assert!(
+        (1..=4).contains(&attempts),
+        "{attempts} snapshot attempts in ~2 s (expected a backoff)"
+    );
+
+    std::fs::remove_file(&scratch).unwrap();
+    let out = cluster.cli(&["snapshot", "create", "--endpoint", &endpoint]);
+    assert!(out.status.success(), "snapshot create: {}", describe(&out));
+    assert_eq!(kv.get(b"k", OP_LIMIT).await.as_deref(), Some(&b"v"[..]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_different_peers_is_refused() {
     let mut cluster = Cluster::start(1).await;

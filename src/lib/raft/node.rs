@@ -255,6 +255,7 @@ impl RaftNode {
             confs: HashMap::new(),
             snapshot_waiters: Vec::new(),
             snapshot_running: false,
+            snapshot_backoff: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("raft-g{group_id}"))
@@ -390,6 +391,9 @@ impl GroupHandle {
 
 type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
 
+const SNAPSHOT_RETRY_FIRST: Duration = Duration::from_secs(1);
+const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(60);
+
 struct Driver {
     core: GroupCore,
     mailbox: std_mpsc::Sender<Command>,
@@ -406,6 +410,8 @@ struct Driver {
     confs: HashMap<u64, (Reply<u64>, Instant)>,
     snapshot_waiters: Vec<Reply<PathBuf>>,
     snapshot_running: bool,
+    /// After a failed snapshot: when to try again, and the delay used.
+    snapshot_backoff: Option<(Instant, Duration)>,
 }
 
 /// Status and lease as the core now is, published before callers are
@@ -578,6 +584,7 @@ impl Driver {
             }
             Command::Snapshot(reply) => {
                 self.snapshot_waiters.push(reply);
+                self.snapshot_backoff = None;
                 self.core.request_snapshot();
                 if !self.snapshot_running && !self.core.snapshot_due() {
                     // Nothing new since the newest snapshot: answer with it.
@@ -591,8 +598,12 @@ impl Driver {
             Command::SnapshotWritten(ticket, written) => {
                 self.snapshot_running = false;
                 let result = self.core.finish_snapshot(ticket, written);
-                if let Err(e) = &result {
-                    tracing::warn!(group = self.core.config().group_id, "snapshot failed: {e}");
+                match &result {
+                    Ok(_) => self.snapshot_backoff = None,
+                    Err(e) => {
+                        self.snapshot_failed();
+                        tracing::warn!(group = self.core.config().group_id, "snapshot failed: {e}");
+                    }
                 }
                 for w in self.snapshot_waiters.drain(..) {
                     let _ = w.send(result.clone());
@@ -623,7 +634,10 @@ impl Driver {
     }
 
     fn ready_round(&mut self) {
-        if !self.snapshot_running && self.core.snapshot_due() {
+        let may_retry = self
+            .snapshot_backoff
+            .is_none_or(|(retry_at, _)| Instant::now() >= retry_at);
+        if !self.snapshot_running && may_retry && self.core.snapshot_due() {
             match self.core.begin_snapshot() {
                 Ok((ticket, job)) => {
                     self.snapshot_running = true;
@@ -636,12 +650,17 @@ impl Driver {
                         });
                     if let Err(e) = spawned {
                         self.snapshot_running = false;
+                        self.snapshot_failed();
                         tracing::error!("cannot spawn snapshot writer: {e}");
                     }
                 }
                 Err(e) => {
+                    self.snapshot_failed();
                     tracing::warn!(
                         group = self.core.config().group_id,
+                        retry_in_ms = self
+                            .snapshot_backoff
+                            .map_or(0, |(_, d)| d.as_millis() as u64),
                         "snapshot not started: {e}"
                     );
                     for w in self.snapshot_waiters.drain(..) {
@@ -699,6 +718,18 @@ impl Driver {
         for ev in out.events {
             self.on_event(ev);
         }
+    }
+
+    /// A snapshot attempt failed: the next waits 1 s, doubling up to 60 s
+    /// (a failing disk must not be hammered, nor the log flooded, every
+    /// tick); an explicit request retries at once.
+    fn snapshot_failed(&mut self) {
+        let delay = self
+            .snapshot_backoff
+            .map_or(SNAPSHOT_RETRY_FIRST, |(_, d)| {
+                (d * 2).min(SNAPSHOT_RETRY_MAX)
+            });
+        self.snapshot_backoff = Some((Instant::now() + delay, delay));
     }
 
     fn on_event(&mut self, ev: Event) {
