@@ -279,7 +279,7 @@ async fn restart_after_snapshot_skips_the_snapshot_body_and_keeps_data() {
 /// tries at once and succeeds once the cause is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_snapshot_backs_off_and_recovers() {
-    let mut cluster = Cluster::start(1).await;
+    let cluster = Cluster::start(1).await;
     let mut kv = cluster.kv_client(1);
     kv.put(b"k", b"v", OP_LIMIT).await;
     let scratch = cluster
