@@ -14,9 +14,10 @@
 //!
 //! Invariants (each `GroupStore` write path keeps its part):
 //! - an apply whose commit ts is above every earlier commit of the group
-//!   makes its versions the newest: it installs them, after RocksDB accepted
-//!   the batch and before the apply returns (so before anyone can learn of
-//!   it); any other apply forgets the keys it wrote; a batch with a physical
+//!   makes its versions the newest: it updates the entries of the keys it
+//!   wrote that are cached, after RocksDB accepted the batch and before the
+//!   apply returns (so before anyone can learn of it); any other apply
+//!   forgets the keys it wrote; a batch with a physical
 //!   range removal clears the cache; compaction forgets every key it touched;
 //!   a restore clears the cache;
 //! - a reader fills in an entry only from an iterator view taken at the
@@ -181,11 +182,17 @@ impl RowCache {
     }
 
     /// A committed version known to be the key's newest (writer side).
+    /// Only keys already cached are updated: rows that nobody reads (list
+    /// items, index rows) are not copied in on every write, and the
+    /// writer — the Raft apply thread — does no more than it must.
     pub fn install(&self, prefix: &[u8], ts: Timestamp, stored: &[u8]) {
         let Some(shard) = self.shard(prefix) else {
             return;
         };
         let mut shard = shard.lock();
+        if !shard.map.contains_key(prefix) {
+            return;
+        }
         if stored.len() > MAX_CACHED_VALUE {
             shard.remove(prefix);
         } else {
@@ -234,6 +241,9 @@ mod tests {
     fn fill_never_replaces_a_newer_entry_nor_lands_from_a_stale_view() {
         let cache = RowCache::new(1 << 20);
         cache.install(b"k", 20, b"new");
+        assert_eq!(cache.get(b"k"), None, "writes do not allocate entries");
+        cache.fill(b"k", value(5, b"older"), || true);
+        cache.install(b"k", 20, b"new");
         cache.fill(b"k", value(10, b"old"), || true);
         assert_eq!(cache.get(b"k"), Some(value(20, b"new")));
         cache.fill(b"j", value(10, b"old"), || false);
@@ -247,7 +257,7 @@ mod tests {
     #[test]
     fn big_values_are_not_cached_and_disabled_cache_holds_nothing() {
         let cache = RowCache::new(1 << 20);
-        cache.install(b"k", 1, b"small");
+        cache.fill(b"k", value(1, b"small"), || true);
         cache.install(b"k", 2, &vec![0u8; MAX_CACHED_VALUE + 1]);
         assert_eq!(cache.get(b"k"), None, "the older small value is forgotten");
         let off = RowCache::new(0);
@@ -261,9 +271,9 @@ mod tests {
     fn stays_within_budget_and_keeps_recently_used_entries() {
         let budget = SHARDS * 2048;
         let cache = RowCache::new(budget);
-        cache.install(b"hot", 1, b"v");
+        cache.fill(b"hot", value(1, b"v"), || true);
         for i in 0..10_000u32 {
-            cache.install(&i.to_be_bytes(), 1, &[7u8; 40]);
+            cache.fill(&i.to_be_bytes(), value(1, &[7u8; 40]), || true);
             if i % 8 == 0 {
                 assert!(cache.get(b"hot").is_some(), "hot entry evicted at {i}");
             }
