@@ -391,7 +391,12 @@ fn group_sample<'a>(samples: &'a [Sample], fragments: &[&str]) -> Option<&'a Sam
 async fn metrics_expose_per_group_raft_state() {
     let cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader(DEFAULT_GROUP).await;
-    cluster.kv_client(leader).put(b"m", b"1", OP_LIMIT).await;
+    let mut kv = cluster.kv_client(leader);
+    kv.put(b"m", b"1", OP_LIMIT).await;
+    // Two reads of one key: the first fills the newest-version cache.
+    for _ in 0..2 {
+        assert_eq!(kv.get(b"m", OP_LIMIT).await.as_deref(), Some(&b"1"[..]));
+    }
     let group = cluster.group_status(leader, DEFAULT_GROUP).await.unwrap();
     let term = group["term"].as_u64().expect("term") as f64;
 
@@ -423,5 +428,20 @@ async fn metrics_expose_per_group_raft_state() {
         if id == leader {
             assert_ne!(role, 0.0, "the leader's role gauge says follower");
         }
+        assert_eq!(
+            get(&["row_cache_budget_bytes"]).value,
+            (64u64 << 20) as f64,
+            "node {id} row cache budget"
+        );
+        let hits = get(&["row_cache_hits"]).value;
+        let misses = get(&["row_cache_misses"]).value;
+        if id == leader {
+            assert!(
+                hits >= 1.0 && misses >= 1.0,
+                "node {id}: {hits} hits, {misses} misses after two reads"
+            );
+        }
+        assert!(get(&["row_cache_entries"]).value >= 0.0);
+        assert!(get(&["row_cache_bytes"]).value >= 0.0);
     }
 }

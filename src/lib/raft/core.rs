@@ -7,7 +7,11 @@
 //!
 //! Invariants kept here:
 //! - entries are persisted (one synced batch per Ready) before the
-//!   messages that depend on them are released, and applied in log order;
+//!   messages that depend on them are released (a leader's appends may go
+//!   first: its own log counts only once persisted), and applied in log
+//!   order; a leader applies and answers what is committed before it
+//!   persists the Ready's new entries, a follower persists and acknowledges
+//!   before it applies;
 //! - an entry at or below the durable applied index found at cold start
 //!   (seed 002) goes to `apply_volatile`, never to `apply`;
 //! - a snapshot is recorded in `raft_state` (and the log compacted) only

@@ -74,6 +74,8 @@ pub enum NodeError {
     Raft(#[from] RaftError),
     #[error(transparent)]
     Restore(#[from] super::restore::RestoreError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// What a data dir remembers about its node (written once the node's first
@@ -260,6 +262,10 @@ impl Node {
         };
 
         let registry = prometheus::Registry::new();
+        registry.register(Box::new(super::metrics::StorageCollector::new(vec![(
+            DEFAULT_GROUP,
+            store.clone(),
+        )])?))?;
         let groups: GroupTable = Arc::new(OnceLock::new());
         let publish: Arc<OnceLock<PublishSink>> = Arc::new(OnceLock::new());
         let admin = tonic::service::interceptor::InterceptedService::new(

@@ -35,6 +35,7 @@ pub use keys::{
     encode_data_key, encode_key_prefix, encode_lock_key, route_bound, route_prefix,
 };
 pub use options::StoreOptions;
+pub use row_cache::RowCacheStats;
 pub use snapshot::{GroupSnapshot, SnapshotIter};
 pub use store::GroupStore;
 pub use value::{StoredVersion, decode_value, encode_value};

@@ -14,7 +14,7 @@ use super::error::StorageError;
 use super::keys::{
     self, TS_LEN, data_key_from_prefix, decode_prefix, prefix_successor, split_data_key,
 };
-use super::row_cache::{MAX_CACHED_VALUE, Newest};
+use super::row_cache::{MAX_CACHED_VALUE, Newest, RowCacheStats};
 use super::store::GroupStore;
 use super::value::{VersionRef, decode_value_ref};
 use crate::clock::Timestamp;
@@ -139,6 +139,11 @@ impl GroupStore {
         })
     }
 
+    /// How the newest-version cache is doing.
+    pub fn row_cache_stats(&self) -> RowCacheStats {
+        self.row_cache.stats()
+    }
+
     /// The live version of `user_key` visible at `read_ts`: from the
     /// newest-version cache when it covers `read_ts`, else from the iterator
     /// (whose view was taken at write generation `view`), filling the cache
@@ -158,7 +163,10 @@ impl GroupStore {
         if !self.row_cache.enabled() {
             return visible_at(it, seek, prefix_len, user_key, read_ts);
         }
-        if let Some(newest) = self.row_cache.get(seek) {
+        let cached = self.row_cache.get(seek);
+        self.row_cache
+            .record(cached.as_ref().is_some_and(|n| n.ts <= read_ts));
+        if let Some(newest) = cached {
             if newest.ts > read_ts {
                 return visible_at(it, seek, prefix_len, user_key, read_ts);
             }
@@ -408,16 +416,21 @@ mod tests {
                 },
                 None => Mutation::Delete { key: key.to_vec() },
             };
-            store
-                .apply(&WriteIntent {
-                    start_ts: ts - 1,
-                    commit_ts: ts,
-                    mutations: vec![m],
-                    ..Default::default()
-                })
-                .unwrap();
+            commit(&store, ts, m);
         }
         (dir, store)
+    }
+
+    /// Applies one mutation as a transaction committed at `ts`.
+    fn commit(store: &GroupStore, ts: u64, m: Mutation) {
+        store
+            .apply(&WriteIntent {
+                start_ts: ts - 1,
+                commit_ts: ts,
+                mutations: vec![m],
+                ..Default::default()
+            })
+            .unwrap();
     }
 
     fn scan(
@@ -528,28 +541,15 @@ mod tests {
                     expire_at: 0,
                 }
             };
-            store
-                .apply(&WriteIntent {
-                    start_ts: ts - 1,
-                    commit_ts: ts,
-                    mutations: vec![m],
-                    ..Default::default()
-                })
-                .unwrap();
+            commit(&store, ts, m);
             // A late commit below the last one: not the newest of "other".
             if i.is_multiple_of(3) {
-                store
-                    .apply(&WriteIntent {
-                        start_ts: ts - 2,
-                        commit_ts: ts - 1,
-                        mutations: vec![Mutation::Put {
-                            key: b"other".to_vec(),
-                            value: vec![1],
-                            expire_at: 0,
-                        }],
-                        ..Default::default()
-                    })
-                    .unwrap();
+                let late = Mutation::Put {
+                    key: b"other".to_vec(),
+                    value: vec![1],
+                    expire_at: 0,
+                };
+                commit(&store, ts - 1, late);
             }
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);

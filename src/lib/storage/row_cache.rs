@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -121,6 +122,20 @@ pub(crate) struct RowCache {
     shards: Vec<Mutex<Shard>>,
     shard_budget: usize,
     hasher: std::collections::hash_map::RandomState,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How a store's newest-version cache is doing (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCacheStats {
+    /// Point reads answered from the cache.
+    pub hits: u64,
+    /// Point reads that went to RocksDB.
+    pub misses: u64,
+    pub entries: u64,
+    pub bytes: u64,
+    pub budget_bytes: u64,
 }
 
 impl RowCache {
@@ -131,6 +146,30 @@ impl RowCache {
             shards: (0..count).map(|_| Mutex::new(Shard::default())).collect(),
             shard_budget,
             hasher: Default::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a point read as answered from the cache or not.
+    pub fn record(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> RowCacheStats {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for shard in &self.shards {
+            let shard = shard.lock();
+            entries += shard.map.len() as u64;
+            bytes += shard.bytes as u64;
+        }
+        RowCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
+            budget_bytes: (self.shard_budget * self.shards.len()) as u64,
         }
     }
 
