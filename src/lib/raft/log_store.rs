@@ -9,7 +9,11 @@
 //!   snapshot token); `truncated` → `u64be(index) ‖ u64be(term)` of the last
 //!   entry removed by compaction; `peers` → the address book (see `peers`).
 //!
-//! Invariants: every write is one synced RocksDB batch; the log holds exactly
+//! Invariants: every write is one RocksDB batch, synced unless all it
+//! changes is the commit index (raft does not need that durable: after a
+//! crash the group re-learns it, and an entry applied above it is replayed
+//! as already applied; the write-ahead log keeps it ahead of the apply that
+//! follows it); the log holds exactly
 //! the indexes `truncated.index + 1 ..= last_index` with no gaps; the
 //! snapshot index is never above `last_index` and never below
 //! `truncated.index` minus the configured tail.
@@ -123,8 +127,12 @@ impl LogStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), RaftError> {
+        self.write_with(batch, true)
+    }
+
+    fn write_with(&self, batch: WriteBatch, sync: bool) -> Result<(), RaftError> {
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(sync);
         self.db.write_opt(batch, &opts)?;
         Ok(())
     }
@@ -166,8 +174,16 @@ impl LogStore {
     }
 
     /// Appends entries (truncating any conflicting suffix) and stores the
-    /// hard state, in one synced batch.
+    /// hard state, in one batch: synced, unless it only moves the commit
+    /// index (term and vote must be durable before any message depending
+    /// on them leaves; the commit index need not be, see the module docs).
+    /// The leader of a single-node group used to fsync twice per round:
+    /// once for its entries, once for the commit they reached.
     pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> Result<(), RaftError> {
+        let sync = !entries.is_empty()
+            || hs.is_some_and(|hs| {
+                hs.term != self.hard_state.term || hs.vote != self.hard_state.vote
+            });
         let mut batch = WriteBatch::default();
         let log = self.cf(Cf::RaftLog)?;
         let mut new_last = self.last_index;
@@ -202,7 +218,7 @@ impl LogStore {
                 .map_err(|err| RaftError::Storage(format!("encode hard state: {err}")))?;
             batch.put_cf(self.cf(Cf::RaftState)?, KEY_HARD_STATE, bytes);
         }
-        self.write(batch)?;
+        self.write_with(batch, sync)?;
         self.last_index = new_last;
         if let Some(hs) = hs {
             self.hard_state = hs.clone();
