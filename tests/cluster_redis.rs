@@ -22,6 +22,7 @@ enum Value {
     Ok(String),
     Int(i64),
     Bulk(Option<Vec<u8>>),
+    Array(Vec<Value>),
 }
 
 impl Resp {
@@ -45,6 +46,10 @@ impl Resp {
             .get_mut()
             .write_all(&req)
             .map_err(|e| format!("write: {e}"))?;
+        self.read_value()
+    }
+
+    fn read_value(&mut self) -> Result<Value, String> {
         let mut line = String::new();
         self.reader
             .read_line(&mut line)
@@ -68,6 +73,15 @@ impl Resp {
                     .map_err(|e| format!("read: {e}"))?;
                 buf.truncate(len as usize);
                 Ok(Value::Bulk(Some(buf)))
+            }
+            "*" => {
+                let len: i64 = rest
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| e.to_string())?;
+                (0..len.max(0))
+                    .map(|_| self.read_value())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array)
             }
             other => Err(format!("unexpected reply type {other:?} in {line:?}")),
         }
@@ -165,4 +179,51 @@ async fn redis_writes_survive_leader_kill_and_reads_are_never_stale() {
         }
     }
     cluster.assert_no_crash();
+}
+
+/// A client blocked in BLPOP on a follower wakes up when a push made
+/// through the leader is applied there: the follower's replicated apply
+/// notifies its local waiters (there is no polling to fall back on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blpop_on_a_follower_wakes_for_a_push_through_the_leader() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_for_leader(1).await;
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let follower_redis = cluster.node(follower).redis;
+    let leader_redis = cluster.node(leader).redis;
+    let waiter = std::thread::spawn(move || {
+        let mut client = Resp::connect(follower_redis).map_err(|e| e.to_string())?;
+        client.call(&[b"BLPOP", b"queue", b"0"])
+    });
+    tokio::task::block_in_place(|| {
+        let mut probe = Resp::connect(follower_redis).expect("connect to the follower");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = probe.call(&[b"INFO", b"clients"]);
+            if let Ok(Value::Bulk(Some(text))) = &info
+                && String::from_utf8_lossy(text).contains("blocked_clients:1")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "BLPOP never blocked: {info:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut pusher = Resp::connect(leader_redis).expect("connect to the leader");
+        assert_eq!(
+            pusher.call(&[b"LPUSH", b"queue", b"job"]),
+            Ok(Value::Int(1))
+        );
+    });
+    let reply = tokio::task::block_in_place(|| waiter.join().expect("waiter thread"));
+    assert_eq!(
+        reply,
+        Ok(Value::Array(vec![
+            Value::Bulk(Some(b"queue".to_vec())),
+            Value::Bulk(Some(b"job".to_vec())),
+        ]))
+    );
 }

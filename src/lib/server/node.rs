@@ -358,6 +358,11 @@ impl Node {
                 {
                     let executor = executor.clone();
                     let _ = key_hook.set(Arc::new(move |payload: &[u8]| {
+                        // Runs on the Raft apply thread for every entry:
+                        // decoding it again is wasted when nobody waits.
+                        if !executor.has_key_waiters() {
+                            return;
+                        }
                         for key in super::redis::written_redis_keys(payload) {
                             executor.notify_key_written(&key);
                         }

@@ -43,6 +43,15 @@ impl KeyWaiters {
         fresh
     }
 
+    /// Whether any client waits on some key now. Checked under the lock
+    /// that registration takes: a waiter registered after a `false` answer
+    /// reads after the write that prompted the question.
+    pub fn any(&self) -> bool {
+        let mut keys = self.keys.lock();
+        keys.retain(|_, weak| weak.strong_count() > 0);
+        !keys.is_empty()
+    }
+
     /// Wakes every waiter of `key`.
     pub fn notify(&self, key: &[u8]) {
         let signal = {

@@ -135,6 +135,12 @@ impl<B: KvBackend> RedisExecutor<B> {
         self.waiters.notify(key);
     }
 
+    /// Whether any blocked client waits on a key (so replicated writes need
+    /// their keys worked out and notified at all).
+    pub fn has_key_waiters(&self) -> bool {
+        self.waiters.any()
+    }
+
     /// One page of active expiry (see [`crate::model::redis::expire`]).
     pub async fn expire_page(
         &self,
