@@ -300,26 +300,8 @@ async fn run_round<B: KvBackend>(exec: &Arc<RedisExecutor<B>>, round: Vec<WriteJ
         }
     }
     for job in round {
-        let replies = run_job(exec, &job).await;
+        let replies = exec.run_in_one_txn(job.protocol, &job.commands).await;
         let _ = job.reply.send(replies);
-    }
-}
-
-async fn run_job<B: KvBackend>(exec: &RedisExecutor<B>, job: &WriteJob) -> Vec<Reply> {
-    let count = job.commands.len();
-    let protocol = job.protocol;
-    let reply = exec
-        .run_txn_with_protocol(protocol, |ctx| {
-            let mut replies = Vec::with_capacity(count);
-            for command in &job.commands {
-                replies.push(dispatch::run(ctx, command)?);
-            }
-            Ok(Reply::Array(replies))
-        })
-        .await;
-    match reply {
-        Reply::Array(replies) if replies.len() == count => replies,
-        failure => vec![failure; count],
     }
 }
 

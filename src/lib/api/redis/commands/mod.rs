@@ -169,6 +169,30 @@ impl<B: KvBackend> RedisExecutor<B> {
         self.run_txn_with_protocol(protocol, body).await
     }
 
+    /// Runs `commands` in order in one transaction; one reply per command.
+    pub(crate) async fn run_in_one_txn(
+        &self,
+        protocol: Protocol,
+        commands: &[Command],
+    ) -> Vec<Reply> {
+        let count = commands.len();
+        let reply = self
+            .run_txn_with_protocol(protocol, |ctx| {
+                let mut replies = Vec::with_capacity(count);
+                for command in commands {
+                    replies.push(dispatch::run(ctx, command)?);
+                }
+                Ok(Reply::Array(replies))
+            })
+            .await;
+        match reply {
+            Reply::Array(replies) if replies.len() == count => replies,
+            // The transaction as a whole failed (unavailable, too many
+            // conflicts): nothing was written, every command gets the error.
+            failure => vec![failure; count],
+        }
+    }
+
     /// [`RedisExecutor::run_txn`] for replies shaped for `protocol`.
     pub(crate) async fn run_txn_with_protocol<F>(&self, protocol: Protocol, mut body: F) -> Reply
     where
@@ -311,22 +335,7 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
         if commands.iter().any(writes) {
             return self.combiner.submit(client.protocol, commands).await;
         }
-        let count = commands.len();
-        let reply = self
-            .run_txn(Some(client), |ctx| {
-                let mut replies = Vec::with_capacity(count);
-                for command in &commands {
-                    replies.push(dispatch::run(ctx, command)?);
-                }
-                Ok(Reply::Array(replies))
-            })
-            .await;
-        match reply {
-            Reply::Array(replies) if replies.len() == count => replies,
-            // The transaction as a whole failed (unavailable, too many
-            // conflicts): nothing was written, every command gets the error.
-            failure => vec![failure; count],
-        }
+        self.run_in_one_txn(client.protocol, &commands).await
     }
 
     fn attach_listener(&self, context: &Arc<ServerContext>) {
