@@ -46,6 +46,16 @@ self_cell::self_cell!(
     }
 );
 
+/// A new prefix-mode iterator over the data column family of `db`.
+fn open_point_iter(db: &Arc<DB>) -> Result<OwnedIter, StorageError> {
+    OwnedIter::try_new(Arc::clone(db), |db| {
+        let cf = db
+            .cf_handle(Cf::Data.name())
+            .ok_or(StorageError::MissingColumnFamily(Cf::Data.name()))?;
+        Ok(db.raw_iterator_cf_opt(cf, point_read_options()))
+    })
+}
+
 struct Pooled {
     generation: u64,
     iter: OwnedIter,
@@ -85,12 +95,7 @@ impl IterPool {
             Some(p) => p,
             None => Pooled {
                 generation,
-                iter: OwnedIter::try_new(Arc::clone(db), |db| {
-                    let cf = db
-                        .cf_handle(Cf::Data.name())
-                        .ok_or(StorageError::MissingColumnFamily(Cf::Data.name()))?;
-                    Ok::<_, StorageError>(db.raw_iterator_cf_opt(cf, point_read_options()))
-                })?,
+                iter: open_point_iter(db)?,
             },
         };
         let view = pooled.generation;
@@ -184,11 +189,7 @@ mod tests {
         let pool = IterPool::default();
         let generation = pool.generation.load(Ordering::SeqCst);
         for _ in 0..MAX_IDLE + 4 {
-            let iter = OwnedIter::try_new(Arc::clone(&db), |db| {
-                let cf = db.cf_handle(Cf::Data.name()).unwrap();
-                Ok::<_, StorageError>(db.raw_iterator_cf_opt(cf, point_read_options()))
-            })
-            .unwrap();
+            let iter = open_point_iter(&db).unwrap();
             pool.put_back(Pooled { generation, iter });
         }
         assert_eq!(pool.idle.lock().len(), MAX_IDLE);
