@@ -21,7 +21,7 @@ use super::error::StorageError;
 use super::keys::{self, TS_LEN, data_key_from_prefix, encode_data_key};
 use super::meta;
 use super::reads::{
-    RawIter, current_version, newest_version_ts, range_read_options, skip_versions,
+    RawIter, current_version, iter_status, newest_version_ts, range_read_options, skip_versions,
 };
 use super::store::GroupStore;
 use super::value::{decode_value_ref, encode_put, encode_tombstone};
@@ -244,6 +244,12 @@ impl GroupStore {
         // a combined round carries hundreds of range deletes).
         let mut purged: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         let mut earlier_puts: Vec<&[u8]> = Vec::new();
+        // One iterator serves every range delete of the intent: opening one
+        // costs more than the seek itself, and a combined round of new
+        // Redis keys carries hundreds of (mostly empty) ranges. Nothing is
+        // written before the batch is complete, so it sees what fresh
+        // iterators would.
+        let mut range_iter: Option<RawIter<'_>> = None;
         for (i, m) in intent.mutations.iter().enumerate() {
             match m {
                 Mutation::Put {
@@ -267,7 +273,12 @@ impl GroupStore {
                     let tombstone = encode_tombstone(intent.start_ts);
                     // Keys purged earlier in this intent are gone, though the
                     // database still shows them.
-                    self.tombstone_live_range(
+                    let it = range_iter.get_or_insert_with(|| {
+                        self.db
+                            .raw_iterator_cf_opt(data, range_read_options(Vec::new(), None))
+                    });
+                    tombstone_live_range(
+                        it,
                         &mut puts,
                         start,
                         end.as_deref(),
@@ -362,52 +373,54 @@ impl GroupStore {
         }
         Ok((batch, puts.written))
     }
+}
 
-    /// Adds a tombstone at `commit_ts` for every key in `[start, end)` whose
-    /// version visible at `commit_ts` is live. Streams the range; only the
-    /// batch grows.
-    fn tombstone_live_range(
-        &self,
-        puts: &mut SortedPuts,
-        start: &[u8],
-        end: Option<&[u8]>,
-        commit_ts: Timestamp,
-        tombstone: &[u8],
-        purged: &[(Vec<u8>, Option<Vec<u8>>)],
-    ) -> Result<(), StorageError> {
-        let data = self.cf(Cf::Data)?;
-        let lower = keys::physical_bound(start);
-        let upper = end.map(keys::physical_bound);
-        if upper.as_ref().is_some_and(|u| u <= &lower) {
-            return Ok(());
-        }
-        let mut it: RawIter<'_> = self
-            .db
-            .raw_iterator_cf_opt(data, range_read_options(lower, upper));
-        it.seek_to_first();
-        let mut prefix = Vec::new();
-        while let Some((key, _, ts)) = current_version(&it)? {
-            prefix.clear();
-            prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
-            if ts > commit_ts {
-                it.seek(data_key_from_prefix(&prefix, commit_ts));
-                if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
-                    continue;
-                }
-            }
-            let Some((key, value, _)) = current_version(&it)? else {
-                break;
-            };
-            let was_purged = purged.iter().any(|(lo, hi)| {
-                key >= lo.as_slice() && hi.as_ref().is_none_or(|h| key < h.as_slice())
-            });
-            if !was_purged && decode_value_ref(key, value)?.is_live_at(commit_ts) {
-                puts.push(data_key_from_prefix(&prefix, commit_ts), tombstone.to_vec());
-            }
-            skip_versions(&mut it, &prefix);
-        }
-        Ok(())
+/// Adds a tombstone at `commit_ts` for every key in `[start, end)` whose
+/// version visible at `commit_ts` is live, read through `it` (total order,
+/// unbounded). Streams the range; only the batch grows.
+fn tombstone_live_range(
+    it: &mut RawIter<'_>,
+    puts: &mut SortedPuts,
+    start: &[u8],
+    end: Option<&[u8]>,
+    commit_ts: Timestamp,
+    tombstone: &[u8],
+    purged: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Result<(), StorageError> {
+    let lower = keys::physical_bound(start);
+    let upper = end.map(keys::physical_bound);
+    if upper.as_ref().is_some_and(|u| u <= &lower) {
+        return Ok(());
     }
+    let in_range = |key: &[u8]| upper.as_ref().is_none_or(|u| key < u.as_slice());
+    it.seek(&lower);
+    let mut prefix = Vec::new();
+    // The bound is checked before a key is parsed: what lies past the range
+    // is not this range's business.
+    while it.key().is_some_and(in_range) {
+        let Some((key, _, ts)) = current_version(it)? else {
+            break;
+        };
+        prefix.clear();
+        prefix.extend_from_slice(&key[..key.len() - TS_LEN]);
+        if ts > commit_ts {
+            it.seek(data_key_from_prefix(&prefix, commit_ts));
+            if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
+                continue;
+            }
+        }
+        let Some((key, value, _)) = current_version(it)? else {
+            break;
+        };
+        let was_purged = purged
+            .iter()
+            .any(|(lo, hi)| key >= lo.as_slice() && hi.as_ref().is_none_or(|h| key < h.as_slice()));
+        if !was_purged && decode_value_ref(key, value)?.is_live_at(commit_ts) {
+            puts.push(data_key_from_prefix(&prefix, commit_ts), tombstone.to_vec());
+        }
+        skip_versions(it, &prefix);
+    }
+    iter_status(it)
 }
 
 #[cfg(test)]
