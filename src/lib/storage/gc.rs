@@ -519,8 +519,9 @@ mod tests {
 #[cfg(test)]
 mod runner_tests {
     use super::*;
-    use crate::storage::api::{Mutation, WriteIntent};
+    use crate::storage::api::Mutation;
     use crate::storage::options::StoreOptions;
+    use crate::storage::test_support::commit_at;
 
     #[test]
     fn runner_compacts_in_the_background_and_fences_reads() {
@@ -532,14 +533,7 @@ mod runner_tests {
                 value: ts.to_be_bytes().to_vec(),
                 expire_at: 0,
             };
-            store
-                .apply(&WriteIntent {
-                    start_ts: ts - 1,
-                    commit_ts: ts,
-                    mutations: vec![m],
-                    ..Default::default()
-                })
-                .unwrap();
+            commit_at(&store, ts, vec![m]);
         }
         let runner =
             CompactionRunner::spawn(Arc::clone(&store), Duration::from_secs(3600), 16, || {
@@ -578,14 +572,7 @@ mod runner_tests {
                     expire_at: 0,
                 })
                 .collect();
-            store
-                .apply(&WriteIntent {
-                    start_ts: ts - 1,
-                    commit_ts: ts,
-                    mutations: muts,
-                    ..Default::default()
-                })
-                .unwrap();
+            commit_at(&store, ts, muts);
         }
         let opts = CompactOptions {
             batch_keys: 1,

@@ -22,6 +22,8 @@ mod reads;
 mod row_cache;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod test_support;
 pub mod value;
 
 pub use api::{

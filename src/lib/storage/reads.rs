@@ -394,7 +394,7 @@ fn scan_reverse(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::api::{Mutation, WriteIntent};
+    use crate::storage::api::Mutation;
     use crate::storage::options::StoreOptions;
 
     fn store_with(versions: &[(&[u8], u64, Option<u64>)]) -> (tempfile::TempDir, GroupStore) {
@@ -423,14 +423,7 @@ mod tests {
 
     /// Applies one mutation as a transaction committed at `ts`.
     fn commit(store: &GroupStore, ts: u64, m: Mutation) {
-        store
-            .apply(&WriteIntent {
-                start_ts: ts - 1,
-                commit_ts: ts,
-                mutations: vec![m],
-                ..Default::default()
-            })
-            .unwrap();
+        crate::storage::test_support::commit_at(store, ts, vec![m]);
     }
 
     fn scan(
