@@ -227,3 +227,87 @@ async fn blpop_on_a_follower_wakes_for_a_push_through_the_leader() {
         ]))
     );
 }
+
+/// Reads one pushed message of a subscribed connection, as strings.
+fn next_message(client: &mut Resp) -> Vec<String> {
+    match client.read_value() {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Bulk(Some(data)) => String::from_utf8_lossy(&data).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("expected a pushed message, got {other:?}"),
+    }
+}
+
+/// PUBLISH on one node reaches channel and pattern subscribers on the
+/// others, and so does PUBLISH inside a script, whose message leaves only
+/// after the script's writes commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reaches_subscribers_on_other_nodes_also_from_scripts() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_for_leader(1).await;
+    let followers: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let (first, second) = (followers[0], followers[1]);
+    let channel_node = cluster.node(first).redis;
+    let pattern_node = cluster.node(second).redis;
+    let leader_node = cluster.node(leader).redis;
+    tokio::task::block_in_place(|| {
+        let mut by_channel = Resp::connect(channel_node).expect("connect");
+        assert_eq!(
+            by_channel.call(&[b"SUBSCRIBE", b"news"]),
+            Ok(Value::Array(vec![
+                Value::Bulk(Some(b"subscribe".to_vec())),
+                Value::Bulk(Some(b"news".to_vec())),
+                Value::Int(1),
+            ]))
+        );
+        let mut by_pattern = Resp::connect(pattern_node).expect("connect");
+        assert_eq!(
+            by_pattern.call(&[b"PSUBSCRIBE", b"n*"]),
+            Ok(Value::Array(vec![
+                Value::Bulk(Some(b"psubscribe".to_vec())),
+                Value::Bulk(Some(b"n*".to_vec())),
+                Value::Int(1),
+            ]))
+        );
+
+        let mut publisher = Resp::connect(leader_node).expect("connect");
+        assert_eq!(
+            publisher.call(&[b"PUBLISH", b"news", b"hello"]),
+            Ok(Value::Int(2))
+        );
+        assert_eq!(next_message(&mut by_channel), ["message", "news", "hello"]);
+        assert_eq!(
+            next_message(&mut by_pattern),
+            ["pmessage", "n*", "news", "hello"]
+        );
+
+        // From a script on a follower: the reply counts that node's own
+        // subscriptions (as in Redis Cluster), the message reaches all.
+        let mut scripted = Resp::connect(channel_node).expect("connect");
+        let script =
+            b"redis.call('SET', KEYS[1], ARGV[1]) return redis.call('PUBLISH', 'news', ARGV[1])";
+        assert_eq!(
+            scripted.call(&[b"EVAL", script, b"1", b"announced", b"v1"]),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(next_message(&mut by_channel), ["message", "news", "v1"]);
+        assert_eq!(
+            next_message(&mut by_pattern),
+            ["pmessage", "n*", "news", "v1"]
+        );
+        // The write the message announces is visible on every node.
+        let mut reader = Resp::connect(pattern_node).expect("connect");
+        assert_eq!(
+            reader.call(&[b"GET", b"announced"]),
+            Ok(Value::Bulk(Some(b"v1".to_vec())))
+        );
+    });
+}

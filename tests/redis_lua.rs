@@ -396,3 +396,79 @@ async fn a_runaway_script_is_stopped_and_its_writes_discarded() {
     assert_eq!(c.call(&["GET", "partial"]), Resp::Bulk(None));
     assert_eq!(c.call(&["GET", "other"]), bulk("v"));
 }
+
+/// PUBLISH inside a script reaches subscribers once the script's
+/// transaction commits; a script stopped by the time limit keeps nothing,
+/// its messages included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_publish_after_commit_and_a_stopped_script_publishes_nothing() {
+    let (_cluster, addr) = single_node().await;
+    let mut subscriber = Client::connect_when_ready(addr);
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "events"]),
+        Resp::Array(Some(vec![bulk("subscribe"), bulk("events"), Resp::Int(1)]))
+    );
+    let mut c = Client::connect(addr);
+    let script =
+        "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('PUBLISH', 'events', ARGV[1])";
+    assert_eq!(
+        c.call(&["EVAL", script, "1", "job", "started"]),
+        Resp::Int(1)
+    );
+    assert_eq!(
+        subscriber.read(),
+        Resp::Array(Some(vec![bulk("message"), bulk("events"), bulk("started")]))
+    );
+    assert_eq!(c.call(&["GET", "job"]), bulk("started"));
+
+    let stopped = c.call(&[
+        "EVAL",
+        "redis.call('PUBLISH', 'events', 'lost') while true do end",
+        "0",
+    ]);
+    assert!(error_text(stopped).contains("was stopped"));
+    assert_eq!(c.call(&["PUBLISH", "events", "marker"]), Resp::Int(1));
+    assert_eq!(
+        subscriber.read(),
+        Resp::Array(Some(vec![bulk("message"), bulk("events"), bulk("marker")]))
+    );
+}
+
+/// `redis.setresp(3)` gives the script RESP3 shapes; what it returns is
+/// downgraded for a RESP2 client as Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setresp_switches_the_shapes_a_script_sees() {
+    let (_cluster, addr) = single_node().await;
+    let mut c = Client::connect_when_ready(addr);
+    assert_eq!(c.call(&["HSET", "h", "f", "v"]), Resp::Int(1));
+    assert_eq!(c.call(&["ZADD", "z", "2.5", "m"]), Resp::Int(1));
+    let script = "redis.setresp(3) \
+        local h = redis.call('HGETALL', 'h') \
+        local s = redis.call('ZSCORE', 'z', 'm') \
+        local missing = redis.call('GET', 'nothing') \
+        return {h.map.f, tostring(s.double), tostring(missing == nil)}";
+    assert_eq!(
+        c.call(&["EVAL", script, "0"]),
+        Resp::Array(Some(vec![bulk("v"), bulk("2.5"), bulk("true")]))
+    );
+    assert_eq!(
+        c.call(&[
+            "EVAL",
+            "redis.setresp(3) return redis.call('HGETALL', 'h')",
+            "0"
+        ]),
+        Resp::Array(Some(vec![bulk("f"), bulk("v")]))
+    );
+    assert_eq!(
+        c.call(&["EVAL", "redis.setresp(3) return true", "0"]),
+        Resp::Int(1)
+    );
+    assert_eq!(
+        c.call(&["EVAL", "redis.setresp(3) return false", "0"]),
+        Resp::Int(0)
+    );
+    assert!(
+        error_text(c.call(&["EVAL", "redis.setresp(4)", "0"]))
+            .starts_with("ERR RESP version must be 2 or 3.")
+    );
+}

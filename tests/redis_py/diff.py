@@ -41,6 +41,11 @@ SCRIPTS_1KEY = [
     "return redis.call('GETRANGE', KEYS[1], 0, 1)",
     "redis.call('DEL', KEYS[1]); return redis.call('EXISTS', KEYS[1])",
     "return redis.call('XLEN', KEYS[1])",
+    # RESP3 shapes after redis.setresp(3), downgraded for this RESP2 client.
+    "redis.setresp(3); local r = redis.pcall('HGETALL', KEYS[1]); if r.err then return r end; local n = 0; for _ in pairs(r.map) do n = n + 1 end; return n",
+    "redis.setresp(3); return redis.pcall('ZSCORE', KEYS[1], ARGV[2])",
+    "redis.setresp(3); return redis.pcall('GET', KEYS[1]) == nil",
+    "redis.setresp(3); local r = redis.pcall('SMEMBERS', KEYS[1]); if r.err then return r end; return r.set[ARGV[2]] or false",
 ]
 SCRIPTS_0KEY = [
     "return {1, 2.5, 'x', true, false, nil, 3}",
@@ -72,6 +77,11 @@ SCRIPTS_0KEY = [
     "return {math.floor(7.5), math.max(1, 9), string.rep('ab', 3)}",
     "return type(os)",
     "return redis.call('PING')",
+    "return redis.call('PUBLISH', 'nobody-listens', ARGV[1])",
+    "redis.setresp(3); return {double = tonumber(ARGV[2]) or 0.5}",
+    "redis.setresp(3); return ARGV[1] == 'a'",
+    "redis.setresp(ARGV[2])",
+    "redis.setresp()",
 ]
 
 

@@ -105,6 +105,10 @@ impl PubSubBroker for ClusterBroker {
     fn numpat(&self) -> usize {
         self.local.numpat()
     }
+
+    fn local_receivers(&self, channel: &[u8]) -> usize {
+        self.local.local_receivers(channel)
+    }
 }
 
 /// The Redis keys a committed command writes (for waking blocked clients).

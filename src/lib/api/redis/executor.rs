@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::args::Command;
 use super::clients::ServerContext;
+use super::pubsub::ScriptPublisher;
 use super::reply::{Protocol, Reply};
 
 /// What the executor may know about the calling connection.
@@ -105,4 +106,8 @@ pub trait CommandExecutor: Send + Sync + 'static {
     /// can report the listener's clients. The executor should keep only a
     /// weak reference.
     fn attach_listener(&self, _context: &Arc<ServerContext>) {}
+
+    /// Called once by each listener with its broker, so that `PUBLISH`
+    /// inside scripts can reach subscribers. The first one attached wins.
+    fn attach_publisher(&self, _publisher: Arc<dyn ScriptPublisher>) {}
 }

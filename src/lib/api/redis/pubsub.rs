@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -156,6 +157,37 @@ pub trait PubSubBroker: Send + Sync + 'static {
     fn numsub(&self, channel: &[u8]) -> usize;
     /// Number of distinct patterns subscribed to.
     fn numpat(&self) -> usize;
+    /// How many subscriptions on this node a message on `channel` would
+    /// reach now (channel subscribers plus matching pattern subscriptions).
+    fn local_receivers(&self, channel: &[u8]) -> usize;
+}
+
+/// The object-safe view of a broker that the executor keeps for
+/// `PUBLISH` inside scripts: the script learns the receiver count at once,
+/// and the message leaves only after the script's transaction commits.
+pub trait ScriptPublisher: Send + Sync {
+    /// [`PubSubBroker::local_receivers`].
+    fn receivers_here(&self, channel: &[u8]) -> usize;
+    /// [`PubSubBroker::publish`], boxed.
+    fn send(
+        &self,
+        channel: Bytes,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = usize> + Send + '_>>;
+}
+
+impl<B: PubSubBroker> ScriptPublisher for B {
+    fn receivers_here(&self, channel: &[u8]) -> usize {
+        self.local_receivers(channel)
+    }
+
+    fn send(
+        &self,
+        channel: Bytes,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = usize> + Send + '_>> {
+        Box::pin(self.publish(channel, message))
+    }
 }
 
 type Subscribers = HashMap<u64, Arc<Mailbox>>;
@@ -264,6 +296,18 @@ impl PubSubBroker for LocalBroker {
     fn numpat(&self) -> usize {
         self.patterns.read().len()
     }
+
+    fn local_receivers(&self, channel: &[u8]) -> usize {
+        let direct = self.numsub(channel);
+        let by_pattern: usize = self
+            .patterns
+            .read()
+            .iter()
+            .filter(|(pattern, _)| glob_match(pattern, channel))
+            .map(|(_, subscribers)| subscribers.len())
+            .sum();
+        direct + by_pattern
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +346,9 @@ mod tests {
         );
         assert_eq!(broker.numsub(b"news"), 1);
         assert_eq!(broker.numpat(), 1);
+        assert_eq!(broker.local_receivers(b"news"), 2);
+        assert_eq!(broker.local_receivers(b"nope"), 1);
+        assert_eq!(broker.local_receivers(b"other"), 0);
         assert_eq!(broker.channels(None), vec![bytes("news")]);
         assert_eq!(broker.channels(Some(b"x*")), Vec::<Bytes>::new());
         broker.unsubscribe(1, b"news");

@@ -50,6 +50,7 @@ pub async fn serve<E: CommandExecutor, B: PubSubBroker>(
         clients: ClientRegistry::default(),
     });
     executor.attach_listener(&context);
+    executor.attach_publisher(broker.clone());
     let mut tasks = JoinSet::new();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "redis listener ready");

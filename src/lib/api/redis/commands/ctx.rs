@@ -1,6 +1,8 @@
 //! The state one command (or a MULTI/EXEC queue, or a script) runs with,
 //! and the error type of command handlers.
 
+use bytes::Bytes;
+
 use super::RedisExecutor;
 use crate::api::redis::args::ERR_WRONGTYPE;
 use crate::api::redis::reply::{Protocol, Reply};
@@ -55,6 +57,8 @@ pub struct Ctx<'t, 'a, 'e, B: KvBackend> {
     pub protocol: Protocol,
     /// Keys written so far (signalled to blocked clients after commit).
     pub written: Vec<Vec<u8>>,
+    /// Messages scripts published, sent after a successful commit.
+    pub published: Vec<(Bytes, Bytes)>,
     /// Inside MULTI/EXEC or a script: blocking commands do not block.
     pub in_multi: bool,
     /// Set when the transaction must not commit (a script stopped by its
@@ -69,6 +73,7 @@ impl<'t, 'a, 'e, B: KvBackend> Ctx<'t, 'a, 'e, B> {
             exec,
             protocol,
             written: Vec::new(),
+            published: Vec::new(),
             in_multi: false,
             abort: None,
         }

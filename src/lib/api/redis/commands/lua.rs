@@ -13,9 +13,11 @@
 //!   script: the hook keeps raising, and `pcall`, `xpcall` and
 //!   `coroutine.resume` re-raise it;
 //! - `redis.call` and `redis.pcall` replies reach Lua with Redis's RESP2
-//!   shapes, and what a script returns becomes a reply by Redis's rules.
+//!   shapes, or its RESP3 shapes after `redis.setresp(3)`, and what a
+//!   script returns becomes a reply by Redis's rules (the front end then
+//!   encodes it for the client's protocol).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use mlua::{
 
 use crate::api::redis::args::Command;
 use crate::api::redis::command::{self, flags};
-use crate::api::redis::reply::{Reply, format_double};
+use crate::api::redis::reply::{Protocol, Reply, format_double};
 use crate::txn::TxnError;
 
 /// How long one script may run before it is stopped; its writes are then
@@ -254,23 +256,29 @@ fn compile_error(err: &mlua::Error) -> Reply {
     )))
 }
 
+/// Runs one command of a script inside its transaction, with replies
+/// shaped for the given protocol.
+pub type ScriptCall<'c> = dyn FnMut(Command, Protocol) -> Result<Reply, TxnError> + 'c;
+
 /// What the running script shares with its Rust callbacks.
 struct RunState<'c> {
-    call: RefCell<&'c mut dyn FnMut(Command) -> Result<Reply, TxnError>>,
+    call: RefCell<&'c mut ScriptCall<'c>>,
     access: Access,
+    /// The protocol `redis.setresp` chose (RESP2 until it is called).
+    resp: Cell<Protocol>,
     stopping: Arc<AtomicBool>,
     failed_txn: RefCell<Option<TxnError>>,
 }
 
 /// Runs a script with `KEYS`/`ARGV`, sending each `redis.call` to `call`
 /// (the caller's transaction). `sha` names the script in error replies.
-pub fn run_script(
+pub fn run_script<'c>(
     body: &[u8],
     sha: &str,
     access: Access,
     keys: &[Bytes],
     argv: &[Bytes],
-    call: &mut dyn FnMut(Command) -> Result<Reply, TxnError>,
+    call: &'c mut ScriptCall<'c>,
 ) -> Result<Reply, Stop> {
     let (declared, shebang_len) = match parse_shebang(body) {
         Ok(parsed) => parsed,
@@ -313,6 +321,7 @@ pub fn run_script(
     let state = RunState {
         call: RefCell::new(call),
         access,
+        resp: Cell::new(Protocol::Resp2),
         stopping: Arc::clone(&stopping),
         failed_txn: RefCell::new(None),
     };
@@ -320,14 +329,18 @@ pub fn run_script(
         let call = scope.create_function(|lua, args: MultiValue| {
             redis_call(lua, &state, args).and_then(|reply| match reply {
                 Err(text) => Err(raise(text)),
-                Ok(reply) => reply_to_lua(lua, reply, 0),
+                Ok(reply) => reply_to_lua(lua, reply, 0, state.resp.get()),
             })
         })?;
         let pcall = scope.create_function(|lua, args: MultiValue| {
             match redis_call(lua, &state, args)? {
                 Err(text) => error_table(lua, text).map(Value::Table),
-                Ok(reply) => reply_to_lua(lua, reply, 0),
+                Ok(reply) => reply_to_lua(lua, reply, 0, state.resp.get()),
             }
+        })?;
+        let setresp = scope.create_function(|_, args: MultiValue| {
+            state.resp.set(setresp_protocol(&args)?);
+            Ok(())
         })?;
         let check_stop = scope.create_function(|_, ()| {
             if state.stopping.load(Ordering::Relaxed) {
@@ -336,7 +349,12 @@ pub fn run_script(
                 Ok(())
             }
         })?;
-        install_globals(&lua, call, pcall, keys, argv)?;
+        install_globals(
+            &lua,
+            [("call", call), ("pcall", pcall), ("setresp", setresp)],
+            keys,
+            argv,
+        )?;
         lua.load(PRELUDE)
             .set_name(PRELUDE_CHUNK)
             .call::<()>((check_stop, lua.create_function(error_text)?))?;
@@ -354,7 +372,7 @@ pub fn run_script(
         let ok = matches!(results.next(), Some(Value::Boolean(true)));
         let first = results.next().unwrap_or(Value::Nil);
         Ok(if ok {
-            lua_to_reply(first, 0)
+            lua_to_reply(first, 0, state.resp.get())
         } else {
             script_error_reply(first, sha)
         })
@@ -371,17 +389,18 @@ pub fn run_script(
     })
 }
 
-/// Sets `redis`, `KEYS` and `ARGV` (before the globals become read-only).
+/// Sets `redis` (with the run's own functions `bound`), `KEYS` and `ARGV`
+/// (before the globals become read-only).
 fn install_globals(
     lua: &Lua,
-    call: Function,
-    pcall: Function,
+    bound: [(&str, Function); 3],
     keys: &[Bytes],
     argv: &[Bytes],
 ) -> mlua::Result<()> {
     let redis = lua.create_table()?;
-    redis.raw_set("call", call)?;
-    redis.raw_set("pcall", pcall)?;
+    for (name, function) in bound {
+        redis.raw_set(name, function)?;
+    }
     redis.raw_set("sha1hex", lua.create_function(lua_sha1hex)?)?;
     redis.raw_set("error_reply", lua.create_function(lua_error_reply)?)?;
     redis.raw_set("status_reply", lua.create_function(lua_status_reply)?)?;
@@ -446,7 +465,7 @@ fn redis_call(
             .call
             .try_borrow_mut()
             .map_err(|_| mlua::Error::RecursiveMutCallback)?;
-        (*call)(command)
+        (*call)(command, state.resp.get())
     };
     match result {
         Ok(Reply::Error(text)) => Ok(Err(error_table_text(&format!("-{text}")))),
@@ -508,10 +527,40 @@ fn script_command(lua: &Lua, args: MultiValue, access: Access) -> Result<Command
     })
 }
 
-/// Reply → Lua value with RESP2 shapes (Redis's `redisProtocolToLuaType`).
-pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize) -> mlua::Result<Value> {
+/// The protocol `redis.setresp(n)` asks for (Redis's wording for bad calls).
+fn setresp_protocol(args: &MultiValue) -> mlua::Result<Protocol> {
+    let [version] = args.iter().collect::<Vec<_>>()[..] else {
+        return Err(raise("ERR redis.setresp() requires one argument.".into()));
+    };
+    // Lua's `tonumber` view of the argument, truncated like C's cast.
+    let number = match version {
+        Value::Integer(n) => *n as f64,
+        Value::Number(n) => *n,
+        Value::String(text) => text
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .unwrap_or(0.0),
+        _ => 0.0,
+    };
+    match number as i64 {
+        2 => Ok(Protocol::Resp2),
+        3 => Ok(Protocol::Resp3),
+        _ => Err(raise("ERR RESP version must be 2 or 3.".into())),
+    }
+}
+
+/// Reply → Lua value (Redis's `redisProtocolToLuaType`): RESP2 shapes, or
+/// the RESP3 ones (`{map=}`, `{set=}`, `{double=}`, booleans, nil...) when
+/// the script chose RESP3.
+pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize, resp: Protocol) -> mlua::Result<Value> {
     if depth > MAX_REPLY_DEPTH {
         return Err(raise("ERR reply is nested too deeply".into()));
+    }
+    if resp == Protocol::Resp3
+        && let Some(value) = resp3_to_lua(lua, &reply, depth)?
+    {
+        return Ok(value);
     }
     Ok(match reply {
         Reply::Simple(text) => {
@@ -528,15 +577,15 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize) -> mlua::Result<Value
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             let table = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.into_iter().enumerate() {
-                table.raw_seti(i + 1, reply_to_lua(lua, item, depth + 1)?)?;
+                table.raw_seti(i + 1, reply_to_lua(lua, item, depth + 1, resp)?)?;
             }
             Value::Table(table)
         }
         Reply::Map(pairs) => {
             let table = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
             for (i, (key, value)) in pairs.into_iter().enumerate() {
-                table.raw_seti(2 * i + 1, reply_to_lua(lua, key, depth + 1)?)?;
-                table.raw_seti(2 * i + 2, reply_to_lua(lua, value, depth + 1)?)?;
+                table.raw_seti(2 * i + 1, reply_to_lua(lua, key, depth + 1, resp)?)?;
+                table.raw_seti(2 * i + 2, reply_to_lua(lua, value, depth + 1, resp)?)?;
             }
             Value::Table(table)
         }
@@ -545,6 +594,50 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize) -> mlua::Result<Value
         Reply::BigNumber(text) => Value::String(lua.create_string(&*text)?),
         Reply::Verbatim { text, .. } => Value::String(lua.create_string(&text)?),
     })
+}
+
+/// The RESP3-only shapes of [`reply_to_lua`]; None for replies shaped as
+/// in RESP2.
+fn resp3_to_lua(lua: &Lua, reply: &Reply, depth: usize) -> mlua::Result<Option<Value>> {
+    let wrap = |field: &str, value: Value| -> mlua::Result<Option<Value>> {
+        let table = lua.create_table()?;
+        table.raw_set(field, value)?;
+        Ok(Some(Value::Table(table)))
+    };
+    match reply {
+        Reply::NullBulk | Reply::NullArray => Ok(Some(Value::Nil)),
+        Reply::Boolean(value) => Ok(Some(Value::Boolean(*value))),
+        Reply::Double(value) => wrap("double", Value::Number(*value)),
+        Reply::BigNumber(text) => wrap("big_number", Value::String(lua.create_string(text)?)),
+        Reply::Verbatim { format, text } => {
+            let inner = lua.create_table()?;
+            inner.raw_set("format", lua.create_string(format)?)?;
+            inner.raw_set("string", lua.create_string(text)?)?;
+            wrap("verbatim_string", Value::Table(inner))
+        }
+        Reply::Map(pairs) => {
+            let inner = lua.create_table()?;
+            for (key, value) in pairs {
+                let key = reply_to_lua(lua, key.clone(), depth + 1, Protocol::Resp3)?;
+                let value = reply_to_lua(lua, value.clone(), depth + 1, Protocol::Resp3)?;
+                if !key.is_nil() {
+                    inner.raw_set(key, value)?;
+                }
+            }
+            wrap("map", Value::Table(inner))
+        }
+        Reply::Set(items) => {
+            let inner = lua.create_table()?;
+            for item in items {
+                let member = reply_to_lua(lua, item.clone(), depth + 1, Protocol::Resp3)?;
+                if !member.is_nil() {
+                    inner.raw_set(member, true)?;
+                }
+            }
+            wrap("set", Value::Table(inner))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Lua number → integer reply the way C's `(long long)` cast does it on
@@ -559,55 +652,77 @@ fn number_to_integer(n: f64) -> i64 {
     }
 }
 
-/// A script's result → reply (Redis's `luaReplyToRedisReply`, RESP2).
-pub fn lua_to_reply(value: Value, depth: usize) -> Reply {
+/// A script's result → reply (Redis's `luaReplyToRedisReply`); `resp` is
+/// the protocol the script chose, which decides what booleans become.
+pub fn lua_to_reply(value: Value, depth: usize, resp: Protocol) -> Reply {
     if depth > MAX_REPLY_DEPTH {
         return Reply::error("ERR reached lua stack limit");
     }
     match value {
+        Value::Boolean(value) if resp == Protocol::Resp3 => Reply::Boolean(value),
         Value::Boolean(true) => Reply::Integer(1),
         Value::Integer(n) => Reply::Integer(n),
         Value::Number(n) => Reply::Integer(number_to_integer(n)),
         Value::String(s) => Reply::bulk(&*s.as_bytes()),
-        Value::Table(table) => table_to_reply(&table, depth),
+        Value::Table(table) => table_to_reply(&table, depth, resp),
         _ => Reply::NullBulk,
     }
 }
 
-fn table_to_reply(table: &Table, depth: usize) -> Reply {
+fn table_to_reply(table: &Table, depth: usize, resp: Protocol) -> Reply {
     if let Ok(Value::String(err)) = table.raw_get::<Value>("err") {
         return Reply::error(one_line(&err.to_string_lossy()));
     }
     if let Ok(Value::String(ok)) = table.raw_get::<Value>("ok") {
         return Reply::simple(one_line(&ok.to_string_lossy()));
     }
-    if let Ok(Value::Number(n)) = table.raw_get::<Value>("double") {
-        return Reply::bulk(format_double(n));
+    match table.raw_get::<Value>("double") {
+        Ok(Value::Number(n)) => return Reply::Double(n),
+        Ok(Value::Integer(n)) => return Reply::Double(n as f64),
+        _ => {}
     }
     if let Ok(Value::String(text)) = table.raw_get::<Value>("big_number") {
-        return Reply::bulk(&*text.as_bytes());
+        return Reply::BigNumber(text.to_string_lossy());
     }
     if let Ok(Value::Table(map)) = table.raw_get::<Value>("map") {
-        let mut items = Vec::new();
-        for (key, value) in map.pairs::<Value, Value>().flatten() {
-            items.push(lua_to_reply(key, depth + 1));
-            items.push(lua_to_reply(value, depth + 1));
-        }
-        return Reply::Array(items);
+        let pairs = map
+            .pairs::<Value, Value>()
+            .flatten()
+            .map(|(key, value)| {
+                (
+                    lua_to_reply(key, depth + 1, resp),
+                    lua_to_reply(value, depth + 1, resp),
+                )
+            })
+            .collect();
+        return Reply::Map(pairs);
     }
     if let Ok(Value::Table(set)) = table.raw_get::<Value>("set") {
         let items = set
             .pairs::<Value, Value>()
             .flatten()
-            .map(|(key, _)| lua_to_reply(key, depth + 1))
+            .map(|(key, _)| lua_to_reply(key, depth + 1, resp))
             .collect();
-        return Reply::Array(items);
+        return Reply::Set(items);
+    }
+    if let Ok(Value::Table(verbatim)) = table.raw_get::<Value>("verbatim_string") {
+        let format = verbatim.raw_get::<Value>("format");
+        let text = verbatim.raw_get::<Value>("string");
+        if let (Ok(Value::String(format)), Ok(Value::String(text))) = (format, text) {
+            let format = format.as_bytes();
+            if let [a, b, c] = format[..] {
+                return Reply::Verbatim {
+                    format: [a, b, c],
+                    text: Bytes::copy_from_slice(&text.as_bytes()),
+                };
+            }
+        }
     }
     let mut items = Vec::new();
     for index in 1.. {
         match table.raw_get::<Value>(index) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(item) => items.push(lua_to_reply(item, depth + 1)),
+            Ok(item) => items.push(lua_to_reply(item, depth + 1, resp)),
         }
     }
     Reply::Array(items)
@@ -719,7 +834,9 @@ fn error_text(lua: &Lua, error: Value) -> mlua::Result<Value> {
     match &error {
         Value::Error(err) => match raised_reply(err) {
             Some(raised) => Ok(Value::String(lua.create_string(&raised.0)?)),
-            None => Ok(error),
+            // A library function's error (cjson.decode...) is a plain
+            // message string in Redis, not an error object.
+            None => Ok(Value::String(lua.create_string(bare_message(err))?)),
         },
         Value::Table(table) => match table.raw_get::<Value>("err")? {
             Value::String(text) => Ok(Value::String(text)),
@@ -834,10 +951,13 @@ mod tests {
     fn run(body: &str, keys: &[&str], argv: &[&str]) -> Reply {
         let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::from(k.to_string())).collect();
         let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::from(a.to_string())).collect();
-        let mut call = |command: Command| -> Result<Reply, TxnError> {
+        let mut call = |command: Command, _: Protocol| -> Result<Reply, TxnError> {
             Ok(match command.name() {
                 "PING" => Reply::simple("PONG"),
                 "GET" => Reply::NullBulk,
+                "HGETALL" => Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))]),
+                "SMEMBERS" => Reply::Set(vec![Reply::bulk("m")]),
+                "ZSCORE" => Reply::Double(2.5),
                 _ => Reply::error(
                     "WRONGTYPE Operation against a key holding the wrong kind of value",
                 ),
@@ -959,7 +1079,7 @@ mod tests {
 
     #[test]
     fn a_runaway_script_hits_the_time_limit_even_under_pcall() {
-        let mut call = |_: Command| -> Result<Reply, TxnError> { Ok(Reply::ok()) };
+        let mut call = |_: Command, _: Protocol| -> Result<Reply, TxnError> { Ok(Reply::ok()) };
         let body = b"while true do pcall(function() while true do end end) end";
         let started = Instant::now();
         let result = run_script(body, "x", Access::ReadWrite, &[], &[], &mut call);
@@ -979,7 +1099,7 @@ mod tests {
 
     #[test]
     fn coroutines_cannot_hide_a_runaway_loop() {
-        let mut call = |_: Command| -> Result<Reply, TxnError> { Ok(Reply::ok()) };
+        let mut call = |_: Command, _: Protocol| -> Result<Reply, TxnError> { Ok(Reply::ok()) };
         let body = b"while true do coroutine.resume(coroutine.create(function() while true do end end)) end";
         let result = run_script(body, "x", Access::ReadWrite, &[], &[], &mut call);
         assert!(matches!(result, Err(Stop::TimeLimit)), "{result:?}");
@@ -996,6 +1116,102 @@ mod tests {
         }
         assert!(depth > 10, "{depth}");
         assert!(current.is_error());
+    }
+
+    #[test]
+    fn setresp_picks_the_shapes_replies_reach_lua_in() {
+        // RESP2 (the default): flat pairs, a plain array, a string, false.
+        assert_eq!(
+            run("return redis.call('HGETALL', 'h')", &[], &[]),
+            Reply::Array(vec![Reply::bulk("f"), Reply::bulk("v")])
+        );
+        assert_eq!(
+            run(
+                "return {redis.call('ZSCORE', 'z', 'm'), redis.call('GET', 'k')}",
+                &[],
+                &[]
+            ),
+            Reply::Array(vec![Reply::bulk("2.5"), Reply::NullBulk])
+        );
+        // RESP3: {map=}, {set=}, {double=}, nil.
+        let script = "redis.setresp(3) \
+            local h = redis.call('HGETALL', 'h') \
+            local s = redis.call('SMEMBERS', 's') \
+            local z = redis.call('ZSCORE', 'z', 'm') \
+            return {h.map.f, tostring(s.set.m), z.double * 2, tostring(redis.call('GET', 'k'))}";
+        assert_eq!(
+            run(script, &[], &[]),
+            Reply::Array(vec![
+                Reply::bulk("v"),
+                Reply::bulk("true"),
+                Reply::Integer(5),
+                Reply::bulk("nil"),
+            ])
+        );
+        // Returned RESP3 shapes stay typed; the encoder downgrades them.
+        assert_eq!(
+            run(
+                "redis.setresp(3) return redis.call('HGETALL', 'h')",
+                &[],
+                &[]
+            ),
+            Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))])
+        );
+        assert_eq!(
+            run(
+                "redis.setresp(3) return redis.call('SMEMBERS', 's')",
+                &[],
+                &[]
+            ),
+            Reply::Set(vec![Reply::bulk("m")])
+        );
+        assert_eq!(
+            run("redis.setresp(3) return {true, false}", &[], &[]),
+            Reply::Array(vec![Reply::Boolean(true), Reply::Boolean(false)])
+        );
+        assert_eq!(run("return {double = 1.5}", &[], &[]), Reply::Double(1.5));
+        assert_eq!(
+            run(
+                "return {big_number = '123456789012345678901234567890'}",
+                &[],
+                &[]
+            ),
+            Reply::BigNumber("123456789012345678901234567890".into())
+        );
+        assert_eq!(
+            run(
+                "return {verbatim_string = {format = 'txt', string = 'hi'}}",
+                &[],
+                &[]
+            ),
+            Reply::Verbatim {
+                format: *b"txt",
+                text: Bytes::from_static(b"hi"),
+            }
+        );
+        assert!(
+            error_of(run("redis.setresp(4)", &[], &[]))
+                .starts_with("ERR RESP version must be 2 or 3. script:")
+        );
+        assert!(
+            error_of(run("redis.setresp()", &[], &[]))
+                .starts_with("ERR redis.setresp() requires one argument. script:")
+        );
+    }
+
+    #[test]
+    fn pcall_of_a_failing_library_function_gives_its_message() {
+        assert_eq!(
+            run(
+                "local ok, e = pcall(redis.setresp, 9) return {tostring(ok), e}",
+                &[],
+                &[]
+            ),
+            Reply::Array(vec![
+                Reply::bulk("false"),
+                Reply::bulk("ERR RESP version must be 2 or 3.")
+            ])
+        );
     }
 
     #[test]

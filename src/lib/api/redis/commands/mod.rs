@@ -28,7 +28,7 @@ mod strings;
 mod zsets;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -36,6 +36,7 @@ use parking_lot::Mutex;
 use super::args::Command;
 use super::clients::ServerContext;
 use super::executor::{ClientInfo, CommandExecutor, WatchToken, WatchedKey};
+use super::pubsub::ScriptPublisher;
 use super::reply::{Protocol, Reply};
 use crate::model::redis::Db;
 use crate::txn::{KvBackend, Txn, TxnError};
@@ -60,6 +61,8 @@ pub struct RedisExecutor<B: KvBackend> {
     listeners: Mutex<Vec<Weak<ServerContext>>>,
     /// Clients currently inside a blocking command.
     blocked_clients: AtomicUsize,
+    /// Where `PUBLISH` inside scripts goes (the first listener's broker).
+    publisher: OnceLock<Arc<dyn ScriptPublisher>>,
 }
 
 /// Counts a client as blocked while it lives.
@@ -102,6 +105,7 @@ impl<B: KvBackend> RedisExecutor<B> {
             started: Instant::now(),
             listeners: Mutex::new(Vec::new()),
             blocked_clients: AtomicUsize::new(0),
+            publisher: OnceLock::new(),
         })
     }
 
@@ -148,6 +152,11 @@ impl<B: KvBackend> RedisExecutor<B> {
         budget: usize,
     ) -> Result<crate::model::redis::expire::ExpiryPage, crate::model::redis::ModelError> {
         crate::model::redis::expire::expire_page(&*self.backend, resume, budget).await
+    }
+
+    /// The broker `PUBLISH` inside scripts uses, once a listener attached one.
+    pub(crate) fn publisher(&self) -> Option<&Arc<dyn ScriptPublisher>> {
+        self.publisher.get()
     }
 
     /// The Lua scripts known to EVALSHA (filled by EVAL and SCRIPT LOAD).
@@ -204,10 +213,15 @@ impl<B: KvBackend> RedisExecutor<B> {
                 Ok(txn) => txn,
                 Err(err) => return txn_error_reply(&err),
             };
-            let (result, written, abort) = {
+            let (result, written, published, abort) = {
                 let mut ctx = Ctx::new(Db::new(&mut txn), self, protocol);
                 let result = body(&mut ctx);
-                (result, std::mem::take(&mut ctx.written), ctx.abort.take())
+                (
+                    result,
+                    std::mem::take(&mut ctx.written),
+                    std::mem::take(&mut ctx.published),
+                    ctx.abort.take(),
+                )
             };
             let reply = match result {
                 Ok(reply) => reply,
@@ -221,6 +235,14 @@ impl<B: KvBackend> RedisExecutor<B> {
                 Ok(_) => {
                     for key in &written {
                         self.notify_key_written(key);
+                    }
+                    // Messages a script published leave only once its
+                    // writes are durable, as a subscriber reading the data
+                    // a message announces would expect.
+                    if let Some(publisher) = self.publisher() {
+                        for (channel, message) in published {
+                            publisher.send(channel, message).await;
+                        }
                     }
                     return reply;
                 }
@@ -342,6 +364,10 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
         let mut listeners = self.listeners.lock();
         listeners.retain(|listener| listener.strong_count() > 0);
         listeners.push(Arc::downgrade(context));
+    }
+
+    fn attach_publisher(&self, publisher: Arc<dyn ScriptPublisher>) {
+        let _ = self.publisher.set(publisher);
     }
 
     async fn watch_token(&self, key: &[u8]) -> Result<WatchToken, Reply> {

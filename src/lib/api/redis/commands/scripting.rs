@@ -127,13 +127,22 @@ fn eval<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, EvalErro
     };
     let saved_protocol = ctx.protocol;
     let saved_in_multi = ctx.in_multi;
-    // Scripts speak RESP2 unless they ask otherwise, and never block.
-    ctx.protocol = Protocol::Resp2;
+    // Scripts never block; they speak RESP2 unless they ask otherwise.
     ctx.in_multi = true;
     let outcome = {
-        let mut call = |command: Command| match connection_command(&command) {
-            Some(reply) => Ok(reply),
-            None => dispatch::run(ctx, &command),
+        let mut call = |command: Command, resp: Protocol| {
+            if command.name() == "PUBLISH" {
+                return Ok(publish(ctx, command));
+            }
+            match connection_command(&command) {
+                Some(reply) => Ok(reply),
+                None => {
+                    // `redis.setresp` picks the shape of the replies the
+                    // script gets.
+                    ctx.protocol = resp;
+                    dispatch::run(ctx, &command)
+                }
+            }
         };
         lua::run_script(&body, &sha, access, keys, argv, &mut call)
     };
@@ -169,13 +178,31 @@ fn connection_command(command: &Command) -> Option<Reply> {
                 Some(_) => Reply::error("ERR DB index is out of range"),
             },
         ),
-        // Pub/sub and connection introspection live in the session, which
-        // a script cannot reach.
-        "PUBLISH" | "PUBSUB" | "CLIENT" | "COMMAND" => Some(Reply::error(
+        // Subscriptions and connection introspection live in the session,
+        // which a script cannot reach.
+        "PUBSUB" | "CLIENT" | "COMMAND" => Some(Reply::error(
             "ERR This Redis command is not allowed from script",
         )),
         _ => None,
     }
+}
+
+/// PUBLISH from a script: the reply counts this node's subscribers now
+/// (as PUBLISH in Redis Cluster counts the receiving node's), and the
+/// message is sent when the script's transaction commits, so a script
+/// that is retried after a conflict publishes once and a script stopped
+/// by the time limit publishes nothing.
+fn publish<B: KvBackend>(ctx: &mut Ctx<B>, command: Command) -> Reply {
+    let Some(publisher) = ctx.exec.publisher() else {
+        return Reply::error("ERR This Redis command is not allowed from script");
+    };
+    let mut args = command.args.into_iter();
+    let (Some(channel), Some(message)) = (args.next(), args.next()) else {
+        return Reply::error("ERR wrong number of arguments for 'publish' command");
+    };
+    let receivers = publisher.receivers_here(&channel);
+    ctx.published.push((channel, message));
+    Reply::Integer(receivers as i64)
 }
 
 /// SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP.
