@@ -46,6 +46,7 @@ SCRIPTS_1KEY = [
     "redis.setresp(3); return redis.pcall('ZSCORE', KEYS[1], ARGV[2])",
     "redis.setresp(3); return redis.pcall('GET', KEYS[1]) == nil",
     "redis.setresp(3); local r = redis.pcall('SMEMBERS', KEYS[1]); if r.err then return r end; return r.set[ARGV[2]] or false",
+    "return cjson.encode({KEYS[1], ARGV[1], {redis.pcall('GET', KEYS[1])}})",
 ]
 SCRIPTS_0KEY = [
     "return {1, 2.5, 'x', true, false, nil, 3}",
@@ -82,6 +83,28 @@ SCRIPTS_0KEY = [
     "redis.setresp(3); return ARGV[1] == 'a'",
     "redis.setresp(ARGV[2])",
     "redis.setresp()",
+    # The libraries Redis offers scripts: cjson, cmsgpack, struct, bit.
+    "return cjson.encode({1, 2.5, 'x', true, {a = ARGV[1]}, {}, 'q\"/\\n'})",
+    "return cjson.encode(cjson.decode(ARGV[1]))",
+    "return cjson.encode(cjson.decode('[1, 2e3, -0.5, \"s\", true, false, null, {\"k\": [null]}]'))",
+    "return cjson.decode('{\"a\": null}').a == cjson.null and 1 or 0",
+    "return cjson.encode({[1] = 1, [3] = 3})",
+    "return cjson.encode({[1] = 1, [30] = 3})",
+    "return cjson.encode(tonumber(ARGV[2]) or 0.1)",
+    "return cjson.decode(ARGV[1] .. ']')",
+    "return cmsgpack.pack(ARGV[1], tonumber(ARGV[2]) or 0, {1, 2, {x = 1}}, true, 1.5, 0.1, -129)",
+    "return cmsgpack.unpack(cmsgpack.pack({1, 2.5, 'x', true, false}))",
+    "return {cmsgpack.unpack(cmsgpack.pack(ARGV[1], tonumber(ARGV[2]) or -1, 65536, -40000))}",
+    "return cmsgpack.unpack(ARGV[1])",
+    "return {cmsgpack.unpack_one(cmsgpack.pack(1, 'two', 3), 0)}",
+    "return struct.pack('>I2i4b', 258, -1, tonumber(ARGV[2]) or 7)",
+    "return {struct.unpack('<hB', ARGV[1] .. 'xyz')}",
+    "return struct.unpack('>i4', ARGV[1])",
+    "return {struct.size('>i4d'), struct.pack('s', ARGV[1]), struct.pack('c3', ARGV[1] .. 'pad')}",
+    "return {bit.band(-1, 0xff), bit.lshift(1, 31), bit.rshift(-1, 28), bit.arshift(-256, 4), bit.bnot(0)}",
+    "return bit.tohex(bit.bxor(tonumber(ARGV[2]) or 7, 0xff), -4)",
+    "return {bit.tobit(2^32 + 5), bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678)}",
+    "return bit.band(ARGV[1])",
 ]
 
 

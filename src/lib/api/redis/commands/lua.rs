@@ -27,6 +27,7 @@ use mlua::{
     Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
 };
 
+use super::lualib;
 use crate::api::redis::args::Command;
 use crate::api::redis::command::{self, flags};
 use crate::api::redis::reply::{Protocol, Reply, format_double};
@@ -69,9 +70,10 @@ pub enum Access {
 }
 
 /// The sandbox's Lua code, run once per VM before the script. It receives
-/// `check_stop` and `error_text` (Rust functions) as arguments.
+/// `check_stop`, `error_text` and `handler_value` (Rust functions) as
+/// arguments.
 const PRELUDE: &str = r#"
-local check_stop, error_text = ...
+local check_stop, error_text, handler_value = ...
 local G = _G
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local string_byte, table_concat = string.byte, table.concat
@@ -90,7 +92,9 @@ local function after_protected(...)
   check_stop()
   return ...
 end
-G.xpcall = function(f, handler) return after_protected(builtin_xpcall(f, handler)) end
+G.xpcall = function(f, handler)
+  return after_protected(builtin_xpcall(f, function(e) return handler(handler_value(e)) end))
+end
 coroutine.resume = function(...) return after_protected(builtin_resume(...)) end
 
 local function safe_loadstring(chunk, name)
@@ -329,12 +333,13 @@ pub fn run_script<'c>(
         let call = scope.create_function(|lua, args: MultiValue| {
             redis_call(lua, &state, args).and_then(|reply| match reply {
                 Err(text) => Err(raise(text)),
+                Ok(Reply::Error(text)) => Err(raise(error_table_text(&format!("-{text}")))),
                 Ok(reply) => reply_to_lua(lua, reply, 0, state.resp.get()),
             })
         })?;
         let pcall = scope.create_function(|lua, args: MultiValue| {
             match redis_call(lua, &state, args)? {
-                Err(text) => error_table(lua, text).map(Value::Table),
+                Err(text) => call_error_table(lua, text).map(Value::Table),
                 Ok(reply) => reply_to_lua(lua, reply, 0, state.resp.get()),
             }
         })?;
@@ -355,9 +360,12 @@ pub fn run_script<'c>(
             keys,
             argv,
         )?;
-        lua.load(PRELUDE)
-            .set_name(PRELUDE_CHUNK)
-            .call::<()>((check_stop, lua.create_function(error_text)?))?;
+        lualib::install(&lua)?;
+        lua.load(PRELUDE).set_name(PRELUDE_CHUNK).call::<()>((
+            check_stop,
+            lua.create_function(error_text)?,
+            lua.create_function(handler_value)?,
+        ))?;
         let script = match lua
             .load(&body[shebang_len..])
             .set_name(SCRIPT_CHUNK)
@@ -446,8 +454,19 @@ fn error_table(lua: &Lua, text: String) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// Runs one `redis.call`/`redis.pcall`: `Ok(Err(text))` is a Redis error
-/// (raised by `call`, returned by `pcall`); `Err` stops the script.
+/// The error table of a failed `redis.pcall` (or of an error inside a
+/// reply): Redis marks these, as its error statistics already counted
+/// them, and scripts can see the mark.
+fn call_error_table(lua: &Lua, text: String) -> mlua::Result<Table> {
+    let table = error_table(lua, text)?;
+    table.raw_set("ignore_error_stats_update", true)?;
+    Ok(table)
+}
+
+/// Runs one `redis.call`/`redis.pcall`: `Ok(Err(text))` is a bad call
+/// (unknown command, wrong arity...) and `Ok(Ok(Reply::Error))` the
+/// command's own error, both raised by `call` and returned by `pcall`;
+/// `Err` stops the script.
 fn redis_call(
     lua: &Lua,
     state: &RunState<'_>,
@@ -468,7 +487,6 @@ fn redis_call(
         (*call)(command, state.resp.get())
     };
     match result {
-        Ok(Reply::Error(text)) => Ok(Err(error_table_text(&format!("-{text}")))),
         Ok(reply) => Ok(Ok(reply)),
         Err(err) => {
             *state.failed_txn.borrow_mut() = Some(err);
@@ -568,9 +586,10 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, depth: usize, resp: Protocol) -> ml
             table.raw_set("ok", lua.create_string(&*text)?)?;
             Value::Table(table)
         }
-        Reply::Error(text) => {
-            Value::Table(error_table(lua, error_table_text(&format!("-{text}")))?)
-        }
+        Reply::Error(text) => Value::Table(call_error_table(
+            lua,
+            error_table_text(&format!("-{text}")),
+        )?),
         Reply::Integer(n) => Value::Number(n as f64),
         Reply::Bulk(data) => Value::String(lua.create_string(&data)?),
         Reply::NullBulk | Reply::NullArray => Value::Boolean(false),
@@ -843,6 +862,19 @@ fn error_text(lua: &Lua, error: Value) -> mlua::Result<Value> {
             _ => Ok(error),
         },
         _ => Ok(error),
+    }
+}
+
+/// What an `xpcall` handler receives, as in Redis: a `redis.call` error
+/// (or another error Redis raises as a reply) as its `{err=}` table, a
+/// library function's error as its message string.
+fn handler_value(lua: &Lua, error: Value) -> mlua::Result<Value> {
+    let Value::Error(err) = &error else {
+        return Ok(error);
+    };
+    match raised_reply(err) {
+        Some(raised) => Ok(Value::Table(error_table(lua, raised.0.clone())?)),
+        None => Ok(Value::String(lua.create_string(bare_message(err))?)),
     }
 }
 
@@ -1196,6 +1228,39 @@ mod tests {
         assert!(
             error_of(run("redis.setresp()", &[], &[]))
                 .starts_with("ERR redis.setresp() requires one argument. script:")
+        );
+    }
+
+    #[test]
+    fn xpcall_handlers_see_tables_for_redis_errors_and_strings_otherwise() {
+        assert_eq!(
+            run(
+                "return {xpcall(function() redis.call('INCR', 'k') end, function(e) return type(e) .. ' ' .. e.err end)}",
+                &[],
+                &[]
+            ),
+            Reply::Array(vec![
+                Reply::NullBulk,
+                Reply::bulk(
+                    "table WRONGTYPE Operation against a key holding the wrong kind of value"
+                )
+            ])
+        );
+        assert_eq!(
+            run(
+                "return {xpcall(function() redis.setresp(7) end, function(e) return type(e) end)}",
+                &[],
+                &[]
+            ),
+            Reply::Array(vec![Reply::NullBulk, Reply::bulk("table")])
+        );
+        assert_eq!(
+            run(
+                "return {xpcall(function() error('boom') end, function(e) return e end)}",
+                &[],
+                &[]
+            ),
+            Reply::Array(vec![Reply::NullBulk, Reply::bulk("user_script:1: boom")])
         );
     }
 

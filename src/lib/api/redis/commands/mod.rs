@@ -20,6 +20,7 @@ mod hll;
 mod keyspace;
 mod lists;
 mod lua;
+mod lualib;
 mod scripting;
 mod server;
 mod sets;

@@ -144,7 +144,7 @@ fn eval<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, EvalErro
                 }
             }
         };
-        lua::run_script(&body, &sha, access, keys, argv, &mut call)
+        off_the_worker(|| lua::run_script(&body, &sha, access, keys, argv, &mut call))
     };
     ctx.protocol = saved_protocol;
     ctx.in_multi = saved_in_multi;
@@ -159,6 +159,20 @@ fn eval<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> Result<Reply, EvalErro
             ctx.abort = Some(reply.clone());
             Ok(reply)
         }
+    }
+}
+
+/// Runs `work` (a script may compute for seconds) so that the tasks
+/// queued on this runtime worker move to another thread meanwhile: left
+/// behind, they would starve, the leader's clock-lease renewal among them
+/// (its 5 s window is as long as a script may run).
+fn off_the_worker<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
