@@ -17,6 +17,8 @@
 
 use mlua::{Lua, MultiValue, Value};
 
+use super::support::check_number;
+
 /// Added to a double so that its low 32 mantissa bits hold the rounded
 /// integer (LuaBitOp's conversion; 2^52 + 2^51).
 const BIT_CONVERSION_BIAS: f64 = 6_755_399_441_055_744.0;
@@ -130,140 +132,19 @@ fn tohex(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
 
 /// LuaBitOp's `barg`: argument `position` (1-based) as a 32-bit pattern.
 fn bit_argument(lua: &Lua, args: &MultiValue, position: usize) -> mlua::Result<u32> {
-    let value = args.get(position - 1);
-    let number = match value {
-        Some(Value::Integer(i)) => Some(*i as f64),
-        Some(value) => lua.coerce_number(value.clone())?,
-        None => None,
-    };
-    match number {
-        // The low word of the biased double's bits is the pattern.
-        Some(number) => Ok((number + BIT_CONVERSION_BIAS).to_bits() as u32),
-        None => Err(argument_error(
-            lua,
-            position,
-            &format!("number expected, got {}", lua_type_name(value)),
-        )),
-    }
-}
-
-/// Lua 5.1's `luaL_typename`, with `no value` for a missing argument.
-fn lua_type_name(value: Option<&Value>) -> &'static str {
-    match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        Some(_) => "userdata",
-    }
-}
-
-/// Lua 5.1's `luaL_argerror`: names the function as its caller did, and
-/// does not count `self` in a method call.
-fn argument_error(lua: &Lua, position: usize, detail: &str) -> mlua::Error {
-    // Level 0 is the library function itself.
-    let names = lua.inspect_stack(0, |debug| {
-        let names = debug.names();
-        (names.name.map(|name| name.into_owned()), names.name_what)
-    });
-    let Some((name, name_what)) = names else {
-        return lua_error(lua, &format!("bad argument #{position} ({detail})"));
-    };
-    let name = name.unwrap_or_else(|| "?".to_owned());
-    if name_what == Some("method") {
-        if position == 1 {
-            return lua_error(lua, &format!("calling '{name}' on bad self ({detail})"));
-        }
-        return lua_error(
-            lua,
-            &format!("bad argument #{} to '{name}' ({detail})", position - 1),
-        );
-    }
-    lua_error(
-        lua,
-        &format!("bad argument #{position} to '{name}' ({detail})"),
-    )
-}
-
-/// Lua 5.1's `luaL_error`: the message after the calling Lua line's
-/// `source:line: ` (nothing when the caller is not Lua code, e.g. `pcall`).
-fn lua_error(lua: &Lua, message: &str) -> mlua::Error {
-    let position = lua
-        .inspect_stack(1, |debug| {
-            let line = debug.current_line().filter(|line| *line > 0)?;
-            let source = debug.source().short_src?.into_owned();
-            Some(format!("{source}:{line}: "))
-        })
-        .flatten()
-        .unwrap_or_default();
-    mlua::Error::runtime(format!("{position}{message}"))
+    let number = check_number(lua, args, position)?;
+    // The low word of the biased double's bits is the pattern.
+    Ok((number + BIT_CONVERSION_BIAS).to_bits() as u32)
 }
 
 #[cfg(test)]
 mod tests {
     //! Every expected value below was recorded from redis-server 7.0.15
-    //! (Debian's x86-64 build): each expression ran through EVAL as
-    //! `return d(<expression>)` with the `d` helper of [`DESCRIBE`]
-    //! prepended on the same line, so positions read `user_script:1:`.
-    //! A result is `ok` and the values (numbers as `%.17g`, strings quoted
-    //! with bytes outside printable ASCII as `\xHH`); an error is `err` and
-    //! the reply text without Redis's `ERR ` and ` script: <sha>, on ...`.
+    //! (Debian's x86-64 build) through EVAL, in the form `test_support`
+    //! describes: `ok` and the values, or `err` and the error text.
 
+    use super::super::test_support::{check, run_script};
     use super::*;
-
-    const DESCRIBE: &str = r#"local function esc(s) return (string.gsub(s, '[%z\1-\31"\\\127-\255]', function(c) return string.format('\\x%02x', string.byte(c)) end)) end local function d(...) local o = {} for i = 1, select('#', ...) do local v = select(i, ...) local t = type(v) if t == 'userdata' then v, t = bare_error(v), 'string' end if t == 'number' then o[#o + 1] = string.format('%.17g', v) elseif t == 'string' then o[#o + 1] = '"' .. esc(v) .. '"' else o[#o + 1] = t .. ':' .. tostring(v) end end return 'ok ' .. table.concat(o, ' ') end "#;
-
-    /// The message a script sees, without mlua's wrapping (what the
-    /// sandbox's `pcall` and error replies show).
-    fn bare_message(err: &mlua::Error) -> String {
-        match err {
-            mlua::Error::RuntimeError(text) => text.clone(),
-            mlua::Error::CallbackError { cause, .. } => bare_message(cause),
-            mlua::Error::WithContext { cause, .. } => bare_message(cause),
-            other => other.to_string(),
-        }
-    }
-
-    /// Runs `source` as a script chunk in a fresh VM with the library.
-    fn run_script(source: &str) -> String {
-        let lua = Lua::new();
-        install(&lua).expect("install");
-        let bare_error = lua
-            .create_function(|_, error: Value| {
-                Ok(match error {
-                    Value::Error(err) => bare_message(&err),
-                    other => format!("{other:?}"),
-                })
-            })
-            .expect("bare_error");
-        lua.globals()
-            .set("bare_error", bare_error)
-            .expect("set bare_error");
-        match lua.load(source).set_name("@user_script").eval::<String>() {
-            Ok(text) => text,
-            Err(err) => format!("err {}", bare_message(&err)),
-        }
-    }
-
-    fn describe(expression: &str) -> String {
-        run_script(&format!("{DESCRIBE}return d({expression})"))
-    }
-
-    fn check(cases: &[(&str, &str)]) {
-        let mismatches: Vec<String> = cases
-            .iter()
-            .filter_map(|(expression, expected)| {
-                let got = describe(expression);
-                (got != *expected)
-                    .then(|| format!("{expression}\n  redis: {expected}\n  ours:  {got}"))
-            })
-            .collect();
-        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    }
 
     /// `bit.tobit`: the 2^52+2^51 normalisation (wrapping, rounding, NaN and infinities), string coercion and type errors.
     #[rustfmt::skip]
@@ -435,37 +316,37 @@ mod tests {
 
     #[test]
     fn tobit_matches_redis() {
-        check(TOBIT_CASES);
+        check(install, TOBIT_CASES);
     }
 
     #[test]
     fn bnot_matches_redis() {
-        check(BNOT_CASES);
+        check(install, BNOT_CASES);
     }
 
     #[test]
     fn band_bor_bxor_match_redis() {
-        check(VARIADIC_CASES);
+        check(install, VARIADIC_CASES);
     }
 
     #[test]
     fn shifts_and_rotations_match_redis() {
-        check(SHIFT_CASES);
+        check(install, SHIFT_CASES);
     }
 
     #[test]
     fn bswap_matches_redis() {
-        check(BSWAP_CASES);
+        check(install, BSWAP_CASES);
     }
 
     #[test]
     fn tohex_matches_redis() {
-        check(TOHEX_CASES);
+        check(install, TOHEX_CASES);
     }
 
     #[test]
     fn error_texts_follow_the_caller_as_in_redis() {
-        check(CALLERS_CASES);
+        check(install, CALLERS_CASES);
     }
 
     #[test]
@@ -475,6 +356,7 @@ mod tests {
         // the message; this plain VM's gives the error object).
         assert_eq!(
             run_script(
+                install,
                 "local x = 1\nlocal ok, e = pcall(function()\n return bit.band({}) end)\nreturn bare_error(e)"
             ),
             "user_script:3: bad argument #1 to 'band' (number expected, got table)"

@@ -26,6 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
+use super::support::{
+    argument_error, check_number, check_string, lua_error, lua_type_name, truncate_to_i32,
+    truncate_to_i64,
+};
+
 /// `cjson._NAME` and `cjson._VERSION`.
 const MODULE_NAME: &str = "cjson";
 const MODULE_VERSION: &str = "2.1.0";
@@ -169,133 +174,24 @@ fn json_null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
-// ===== Lua error conventions =====
-
-/// `luaL_where(L, 1)`: the position of the Lua code that called the
-/// library function (empty when a C function such as `pcall` called it).
-fn caller_position(lua: &Lua) -> String {
-    lua.inspect_stack(1, |debug| {
-        let line = debug.current_line().unwrap_or(0);
-        let source = debug.source();
-        match source.short_src {
-            Some(short_src) if line > 0 => format!("{short_src}:{line}: "),
-            _ => String::new(),
-        }
-    })
-    .unwrap_or_default()
-}
-
-/// `luaL_error`: the message with the caller's position in front.
-fn lua_error(lua: &Lua, message: &str) -> mlua::Error {
-    mlua::Error::runtime(format!("{}{message}", caller_position(lua)))
-}
-
-/// `luaL_argerror`: names the function the way the caller reached it
-/// (`'?'` when there is no name, the self argument of a method call).
-fn argument_error(lua: &Lua, argument: usize, detail: &str) -> mlua::Error {
-    let (name, how) = lua
-        .inspect_stack(0, |debug| {
-            let names = debug.names();
-            (names.name.map(|name| name.into_owned()), names.name_what)
-        })
-        .unwrap_or((None, None));
-    let mut argument = argument;
-    if how == Some("method") {
-        argument -= 1;
-        if argument == 0 {
-            let name = name.as_deref().unwrap_or("?");
-            return lua_error(lua, &format!("calling '{name}' on bad self ({detail})"));
-        }
-    }
-    let name = name.as_deref().unwrap_or("?");
-    lua_error(
-        lua,
-        &format!("bad argument #{argument} to '{name}' ({detail})"),
-    )
-}
-
-/// `luaL_typerror`.
-fn type_error(lua: &Lua, argument: usize, expected: &str, got: &Value) -> mlua::Error {
-    argument_error(
-        lua,
-        argument,
-        &format!("{expected} expected, got {}", lua_type_name(got)),
-    )
-}
-
-/// Lua 5.1's `lua_typename` (light userdata is plain "userdata").
-fn lua_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "nil",
-        Value::Boolean(_) => "boolean",
-        Value::Integer(_) | Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Table(_) => "table",
-        Value::Function(_) => "function",
-        Value::Thread(_) => "thread",
-        _ => "userdata",
-    }
-}
-
-/// The number a Lua value converts to (`lua_tonumber`), strings included.
-fn to_number(lua: &Lua, value: &Value) -> mlua::Result<Option<f64>> {
-    Ok(match value {
-        Value::Number(n) => Some(*n),
-        Value::Integer(i) => Some(*i as f64),
-        Value::String(_) => lua.coerce_number(value.clone())?,
-        _ => None,
-    })
-}
+// ===== Argument checks =====
 
 /// C's `(int)(lua_Integer)d` on x86-64, as `luaL_checkinteger` feeds an
 /// `int`: out-of-range doubles become `INT64_MIN`, then the low 32 bits
 /// are kept.
 fn c_int_from_lua_integer(number: f64) -> i32 {
-    // 2^63: the doubles that fit in an i64 are those in [-2^63, 2^63).
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    let wide = if (-LIMIT..LIMIT).contains(&number) {
-        number as i64
-    } else {
-        i64::MIN
-    };
     // Keeping the low 32 bits is the point.
-    wide as i32
-}
-
-/// C's `(int)d` on x86-64 (`cvttsd2si`): out-of-range doubles become
-/// `INT_MIN`.
-fn c_int_from_double(number: f64) -> i32 {
-    if number > -2_147_483_649.0 && number < 2_147_483_648.0 {
-        number as i32
-    } else {
-        i32::MIN
-    }
-}
-
-/// `luaL_checkinteger` into a C `int`.
-fn check_integer(lua: &Lua, value: &Value, argument: usize) -> mlua::Result<i32> {
-    match to_number(lua, value)? {
-        Some(number) => Ok(c_int_from_lua_integer(number)),
-        None => Err(type_error(lua, argument, "number", value)),
-    }
+    truncate_to_i64(number) as i32
 }
 
 /// `luaL_checkoption` without a default: the index of the named option.
 fn check_option(
     lua: &Lua,
-    value: &Value,
+    args: &MultiValue,
     argument: usize,
     options: &[&str],
 ) -> mlua::Result<usize> {
-    let name = match value {
-        Value::String(_) | Value::Number(_) | Value::Integer(_) => {
-            lua.coerce_string(value.clone())?
-        }
-        _ => None,
-    };
-    let Some(name) = name else {
-        return Err(type_error(lua, argument, "string", value));
-    };
+    let name = check_string(lua, args, argument)?;
     let name = name.as_bytes();
     match options
         .iter()
@@ -304,7 +200,7 @@ fn check_option(
         Some(index) => Ok(index),
         None => Err(argument_error(
             lua,
-            argument,
+            argument as i64,
             &format!("invalid option '{}'", String::from_utf8_lossy(&name)),
         )),
     }
@@ -314,11 +210,14 @@ fn check_option(
 
 /// `json_arg_init`: refuses more than `most` arguments; missing ones read
 /// as nil.
-fn config_arguments(lua: &Lua, args: MultiValue, most: usize) -> mlua::Result<Vec<Value>> {
+fn config_arguments(lua: &Lua, mut args: MultiValue, most: usize) -> mlua::Result<MultiValue> {
     if args.len() > most {
-        return Err(argument_error(lua, most + 1, "found too many arguments"));
+        return Err(argument_error(
+            lua,
+            most as i64 + 1,
+            "found too many arguments",
+        ));
     }
-    let mut args: Vec<Value> = args.into_iter().collect();
     args.resize(most, Value::Nil);
     Ok(args)
 }
@@ -327,7 +226,7 @@ fn config_arguments(lua: &Lua, args: MultiValue, most: usize) -> mlua::Result<Ve
 /// nil) within `min..=max`, and returns the setting.
 fn integer_option(
     lua: &Lua,
-    args: &[Value],
+    args: &MultiValue,
     index: usize,
     setting: &mut i32,
     min: i32,
@@ -335,7 +234,7 @@ fn integer_option(
 ) -> mlua::Result<Value> {
     let value = args.get(index - 1).unwrap_or(&Value::Nil);
     if !value.is_nil() {
-        let number = check_integer(lua, value, index)?;
+        let number = c_int_from_lua_integer(check_number(lua, args, index)?);
         if !(min..=max).contains(&number) {
             // lua-cjson names argument #1 here whatever the position.
             return Err(argument_error(
@@ -353,7 +252,7 @@ fn integer_option(
 /// options; the setting is returned as a boolean for those, else by name.
 fn enum_option(
     lua: &Lua,
-    args: &[Value],
+    args: &MultiValue,
     index: usize,
     setting: &mut usize,
     options: &[&str],
@@ -361,7 +260,7 @@ fn enum_option(
     match args.get(index - 1).unwrap_or(&Value::Nil) {
         Value::Nil => {}
         Value::Boolean(on) => *setting = usize::from(*on),
-        other => *setting = check_option(lua, other, index, options)?,
+        _ => *setting = check_option(lua, args, index, options)?,
     }
     Ok(match *setting {
         0 => Value::Boolean(false),
@@ -723,7 +622,7 @@ impl Encoder<'_> {
             };
             if index != 0.0 && index.floor() == index && index >= 1.0 {
                 if index > f64::from(max) {
-                    max = c_int_from_double(index);
+                    max = truncate_to_i32(index);
                 }
                 items = items.wrapping_add(1);
                 Ok(())
@@ -799,7 +698,7 @@ impl Encoder<'_> {
                             self.lua,
                             &format!(
                                 "Cannot serialise {}: table key must be a number or string",
-                                lua_type_name(other)
+                                lua_type_name(Some(other))
                             ),
                         ));
                     }
@@ -854,7 +753,7 @@ impl Encoder<'_> {
                     self.lua,
                     &format!(
                         "Cannot serialise {}: type not supported",
-                        lua_type_name(other)
+                        lua_type_name(Some(other))
                     ),
                 ));
             }
@@ -914,17 +813,7 @@ fn lua_decode(lua: &Lua, module: &Module, args: MultiValue) -> mlua::Result<Mult
         return Err(argument_error(lua, 1, "expected 1 argument"));
     }
     let config = *module.config();
-    let argument = args.into_iter().next().unwrap_or(Value::Nil);
-    // `luaL_checklstring`: numbers are accepted in their `%.14g` form.
-    let text = match &argument {
-        Value::String(_) | Value::Number(_) | Value::Integer(_) => {
-            lua.coerce_string(argument.clone())?
-        }
-        _ => None,
-    };
-    let Some(text) = text else {
-        return Err(type_error(lua, 1, "string", &argument));
-    };
+    let text = check_string(lua, &args, 1)?;
     let json = text.as_bytes();
     // lua-cjson's guess at UTF-16/32 input: a NUL among the first 2 bytes.
     if json.len() >= 2 && (json[0] == 0 || json[1] == 0) {
@@ -1685,6 +1574,7 @@ mod tests {
     //! lua-cjson), through `EVAL` with the same Lua code on line 1, so
     //! error positions read `user_script:1:` there as here.
 
+    use super::super::test_support::bare_message;
     use super::*;
 
     fn new_lua() -> Lua {
@@ -1695,15 +1585,6 @@ mod tests {
         lua
     }
 
-    fn message(err: &mlua::Error) -> String {
-        match err {
-            mlua::Error::RuntimeError(text) => text.clone(),
-            mlua::Error::CallbackError { cause, .. } => message(cause),
-            mlua::Error::WithContext { cause, .. } => message(cause),
-            other => other.to_string(),
-        }
-    }
-
     /// Runs `code` as a script's line 1; the result as bytes, or the
     /// error message.
     fn run_on(lua: &Lua, code: &str) -> Result<Vec<u8>, String> {
@@ -1711,10 +1592,10 @@ mod tests {
             .load(code)
             .set_name("@user_script")
             .eval()
-            .map_err(|err| message(&err))?;
+            .map_err(|err| bare_message(&err))?;
         match lua.coerce_string(value.clone()).unwrap() {
             Some(text) => Ok(text.as_bytes().to_vec()),
-            None => Ok(format!("<{}>", lua_type_name(&value)).into_bytes()),
+            None => Ok(format!("<{}>", lua_type_name(Some(&value))).into_bytes()),
         }
     }
 
@@ -2592,7 +2473,7 @@ mod tests {
         let decode: Function = lua.load("return cjson.decode").eval().unwrap();
         let error = decode.call::<Value>(()).unwrap_err();
         assert_eq!(
-            message(&error),
+            bare_message(&error),
             "bad argument #1 to '?' (expected 1 argument)"
         );
     }
@@ -2627,8 +2508,8 @@ mod tests {
         assert_eq!(c_int_from_lua_integer(-3.7), -3);
         assert_eq!(c_int_from_lua_integer(1e100), 0);
         assert_eq!(c_int_from_lua_integer(f64::NAN), 0);
-        assert_eq!(c_int_from_double(2147483647.0), i32::MAX);
-        assert_eq!(c_int_from_double(2147483648.0), i32::MIN);
-        assert_eq!(c_int_from_double(f64::INFINITY), i32::MIN);
+        assert_eq!(truncate_to_i32(2147483647.0), i32::MAX);
+        assert_eq!(truncate_to_i32(2147483648.0), i32::MIN);
+        assert_eq!(truncate_to_i32(f64::INFINITY), i32::MIN);
     }
 }

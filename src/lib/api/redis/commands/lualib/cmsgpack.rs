@@ -35,9 +35,12 @@
 //! Redis gives past its own limit. `pack` fails with a memory error rather than
 //! build a string over [`MAX_PACKED_LEN`].
 
-use std::borrow::Cow;
-
 use mlua::{Lua, MultiValue, Table, Value};
+
+use super::support::{
+    argument_error, check_integer, check_string, lua_error, optional_integer, truncate_to_i32,
+    truncate_to_i64,
+};
 
 const LIBRARY_NAME: &str = "cmsgpack";
 const LIBRARY_VERSION: &str = "lua-cmsgpack 0.4.0";
@@ -92,141 +95,9 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     lua.globals().raw_set(LIBRARY_NAME, library)
 }
 
-// ------------------------------------------------------------------------
-// Errors worded as Lua's C API words them.
-
-/// `luaL_where(L, 1)`: the position of the Lua code that called the
-/// library function, or nothing when a C function (`pcall`) called it.
-fn caller_position(lua: &Lua) -> String {
-    lua.inspect_stack(1, |debug| {
-        let line = debug.current_line().filter(|&line| line > 0)?;
-        let source = debug.source().short_src?;
-        Some(format!("{source}:{line}: "))
-    })
-    .flatten()
-    .unwrap_or_default()
-}
-
-/// `luaL_error`: the message prefixed with the caller's position.
-fn lua_error(lua: &Lua, message: &str) -> mlua::Error {
-    mlua::Error::runtime(format!("{}{message}", caller_position(lua)))
-}
-
-/// `luaL_argerror`: names the function as its call site does (`'?'` when
-/// it has no name there) and does not count `self` in method calls.
-fn argument_error(lua: &Lua, argument: i64, detail: &str) -> mlua::Error {
-    let call_site = lua.inspect_stack(0, |debug| {
-        let names = debug.names();
-        (names.name.map(Cow::into_owned), names.name_what)
-    });
-    let Some((name, name_what)) = call_site else {
-        return lua_error(lua, &format!("bad argument #{argument} ({detail})"));
-    };
-    let name = name.unwrap_or_else(|| "?".to_string());
-    let mut argument = argument;
-    if name_what == Some("method") {
-        argument -= 1;
-        if argument == 0 {
-            return lua_error(lua, &format!("calling '{name}' on bad self ({detail})"));
-        }
-    }
-    lua_error(
-        lua,
-        &format!("bad argument #{argument} to '{name}' ({detail})"),
-    )
-}
-
-/// Lua 5.1's name for the type of a value (`luaL_typename`).
-fn lua_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "nil",
-        Value::Boolean(_) => "boolean",
-        Value::Integer(_) | Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Table(_) => "table",
-        Value::Function(_) => "function",
-        Value::Thread(_) => "thread",
-        Value::LightUserData(_) | Value::UserData(_) | Value::Error(_) => "userdata",
-        other => other.type_name(),
-    }
-}
-
-/// `luaL_typerror` for argument `argument` (1-based) of `args`.
-fn type_error(lua: &Lua, args: &MultiValue, argument: usize, expected: &str) -> mlua::Error {
-    let got = args
-        .get(argument - 1)
-        .map_or("no value", |value| lua_type_name(value));
-    argument_error(
-        lua,
-        argument as i64,
-        &format!("{expected} expected, got {got}"),
-    )
-}
-
 /// The stack overflow error of `luaL_checkstack`.
 fn stack_overflow(lua: &Lua, context: &str) -> mlua::Error {
     lua_error(lua, &format!("stack overflow ({context})"))
-}
-
-// ------------------------------------------------------------------------
-// Argument checks of the C API.
-
-/// `luaL_checklstring`: a string, or a number converted as Lua does.
-fn check_string(lua: &Lua, args: &MultiValue, argument: usize) -> mlua::Result<mlua::String> {
-    let value = args.get(argument - 1).cloned().unwrap_or(Value::Nil);
-    match value {
-        Value::String(text) => Ok(text),
-        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(value)? {
-            Some(text) => Ok(text),
-            None => Err(type_error(lua, args, argument, "string")),
-        },
-        _ => Err(type_error(lua, args, argument, "string")),
-    }
-}
-
-/// `luaL_checkinteger`: a number or numeric string, truncated as Lua 5.1
-/// does on x86-64.
-fn check_integer(lua: &Lua, args: &MultiValue, argument: usize) -> mlua::Result<i64> {
-    let value = args.get(argument - 1).cloned().unwrap_or(Value::Nil);
-    match lua.coerce_number(value)? {
-        Some(number) => Ok(truncate_to_i64(number)),
-        None => Err(type_error(lua, args, argument, "number")),
-    }
-}
-
-/// `luaL_optinteger`: `default` when the argument is absent or nil.
-fn optional_integer(
-    lua: &Lua,
-    args: &MultiValue,
-    argument: usize,
-    default: i64,
-) -> mlua::Result<i64> {
-    match args.get(argument - 1) {
-        None | Some(Value::Nil) => Ok(default),
-        Some(_) => check_integer(lua, args, argument),
-    }
-}
-
-/// C's `(int64_t)number` as x86-64 computes it (`cvttsd2si`): truncation,
-/// and `i64::MIN` for NaN and values out of range (Rust's `as` saturates
-/// instead, which would change results).
-fn truncate_to_i64(number: f64) -> i64 {
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if number.is_nan() || !(-LIMIT..LIMIT).contains(&number) {
-        i64::MIN
-    } else {
-        number as i64
-    }
-}
-
-/// C's `(int)number` as x86-64 computes it: `i32::MIN` when out of range.
-fn truncate_to_i32(number: f64) -> i32 {
-    const LIMIT: f64 = 2_147_483_648.0; // 2^31
-    if number.is_nan() || !(-LIMIT..LIMIT).contains(&number) {
-        i32::MIN
-    } else {
-        number as i32
-    }
 }
 
 /// A Lua number as f64 (mlua hands integral numbers over as integers).
@@ -859,6 +730,7 @@ fn set_map_entry(table: &Table, key: Value, value: Value) -> Result<(), DecodeFa
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::bare_message;
     use super::*;
 
     /// The probe every expected value below was recorded with on
@@ -891,15 +763,6 @@ mod tests {
         .call::<()>(message)
         .unwrap();
         lua
-    }
-
-    /// The message of a runtime error raised from a callback.
-    fn bare_message(error: &mlua::Error) -> String {
-        match error {
-            mlua::Error::RuntimeError(text) => text.clone(),
-            mlua::Error::CallbackError { cause, .. } => bare_message(cause),
-            other => other.to_string(),
-        }
     }
 
     fn probe(lua: &Lua, case: &str) -> String {

@@ -11,6 +11,9 @@ pub mod bit;
 pub mod cjson;
 pub mod cmsgpack;
 pub mod structlib;
+mod support;
+#[cfg(test)]
+mod test_support;
 
 /// Installs all four libraries as globals of `lua`.
 pub fn install(lua: &mlua::Lua) -> mlua::Result<()> {

@@ -33,6 +33,11 @@
 
 use mlua::{Lua, MultiValue, Value};
 
+use super::support::{
+    TWO_POW_63, argument_error, check_number, check_string, lua_error, optional_integer,
+    truncate_to_i64,
+};
+
 /// Widest `i`/`I` integer, in bytes (`MAXINTSIZE`).
 const MAX_INT_SIZE: i32 = 32;
 /// Default of `!` (`MAXALIGN`: the alignment of a double on x86-64).
@@ -51,8 +56,6 @@ const LUA_MAX_C_STACK: usize = 8000;
 /// (it fails with its own error about 22 slots short of Lua's limit), so
 /// `unpack` stops this much earlier than Redis with Redis's error.
 const MLUA_RESERVED_SLOTS: usize = 32;
-/// 2^63 as a double: where C's double-to-unsigned conversion switches paths.
-const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// Installs the library as the global `struct` (before the sandbox makes
 /// globals read-only).
@@ -213,9 +216,14 @@ fn control_option(
 }
 
 /// `struct.pack(fmt, ...)`.
-fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
-    let format_text = check_string(lua, &args, 1, false)?;
-    let mut format = Format::new(&format_text);
+fn pack(lua: &Lua, mut args: MultiValue) -> mlua::Result<mlua::String> {
+    let format_text = check_string(lua, &args, 1)?;
+    let format_bytes = format_text.as_bytes();
+    let mut format = Format::new(&format_bytes);
+    // Once it has the format, the C code pushes a nil marker above its
+    // arguments, so in Redis the first missing value argument (where
+    // packing stops) reads as nil, not as no value.
+    args.push_back(Value::Nil);
     let mut header = Header::new();
     let mut next_arg = 2;
     let mut out: Vec<u8> = Vec::new();
@@ -246,7 +254,8 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
                 });
             }
             b'c' | b's' => {
-                let text = check_string(lua, &args, next_arg, true)?;
+                let text = check_string(lua, &args, next_arg)?;
+                let text = text.as_bytes();
                 next_arg += 1;
                 if size == 0 {
                     size = text.len();
@@ -254,7 +263,7 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
                 let Some(taken) = text.get(..size) else {
                     // The C code checks after moving past the string, so
                     // it names the next argument.
-                    return Err(argument_error(lua, next_arg, "string too short"));
+                    return Err(argument_error(lua, next_arg as i64, "string too short"));
                 };
                 out.extend_from_slice(taken);
                 if option == b's' {
@@ -286,16 +295,6 @@ fn put_integer(out: &mut Vec<u8>, number: f64, endian: Endian, size: usize) {
     out.extend_from_slice(&bytes[..size]);
 }
 
-/// C's `(long)d` on x86-64 (`cvttsd2si`): truncation, with NaN and
-/// out-of-range values giving `i64::MIN`.
-fn truncate_to_i64(number: f64) -> i64 {
-    if (-TWO_POW_63..TWO_POW_63).contains(&number) {
-        number as i64
-    } else {
-        i64::MIN
-    }
-}
-
 /// C's `(unsigned long)d` as gcc compiles it for x86-64: values below 2^63
 /// (and NaN) go through the signed conversion, larger ones are converted
 /// after subtracting 2^63, so 2^64 and infinity give 0.
@@ -310,19 +309,18 @@ fn truncate_to_u64(number: f64) -> u64 {
 /// `struct.unpack(fmt, data [, pos])`: the values, then the position
 /// after them.
 fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
-    let format_text = check_string(lua, &args, 1, false)?;
-    let data = check_string(lua, &args, 2, false)?;
-    let start = match args.get(2) {
-        None | Some(Value::Nil) => 1,
-        Some(_) => check_integer(lua, &args, 3)?,
-    };
+    let format_text = check_string(lua, &args, 1)?;
+    let data = check_string(lua, &args, 2)?;
+    let start = optional_integer(lua, &args, 3, 1)?;
     // `pos` is a size_t in the C code: a negative start wraps to a huge
     // offset (refused by the length checks unless nothing is read).
     if start == 0 {
         return Err(argument_error(lua, 3, "offset must be 1 or greater"));
     }
     let mut pos = (start as u64 as usize).wrapping_sub(1);
-    let mut format = Format::new(&format_text);
+    let format_bytes = format_text.as_bytes();
+    let data = data.as_bytes();
+    let mut format = Format::new(&format_bytes);
     let mut header = Header::new();
     let mut results: Vec<Value> = Vec::new();
     while let Some(option) = format.next_option() {
@@ -422,8 +420,9 @@ fn get_integer(bytes: &[u8], endian: Endian, signed: bool) -> f64 {
 
 /// `struct.size(fmt)`: the bytes `pack` produces for a fixed-size format.
 fn size(lua: &Lua, args: MultiValue) -> mlua::Result<f64> {
-    let format_text = check_string(lua, &args, 1, false)?;
-    let mut format = Format::new(&format_text);
+    let format_text = check_string(lua, &args, 1)?;
+    let format_bytes = format_text.as_bytes();
+    let mut format = Format::new(&format_bytes);
     let mut header = Header::new();
     let mut pos: usize = 0;
     while let Some(option) = format.next_option() {
@@ -445,182 +444,14 @@ fn size(lua: &Lua, args: MultiValue) -> mlua::Result<f64> {
     Ok(pos as i64 as f64)
 }
 
-/// `luaL_checklstring`: a string, or a number in Lua's `%.14g` form.
-/// `missing_is_nil`: `pack` pushes a nil marker above its arguments, so
-/// in Redis the first missing value argument is reported as `nil`.
-fn check_string(
-    lua: &Lua,
-    args: &MultiValue,
-    position: usize,
-    missing_is_nil: bool,
-) -> mlua::Result<Vec<u8>> {
-    let value = args.get(position - 1);
-    let text = match value {
-        Some(Value::String(text)) => Some(text.as_bytes().to_vec()),
-        Some(number @ (Value::Number(_) | Value::Integer(_))) => lua
-            .coerce_string(number.clone())?
-            .map(|text| text.as_bytes().to_vec()),
-        _ => None,
-    };
-    text.ok_or_else(|| type_error(lua, position, "string", value, missing_is_nil))
-}
-
-/// `luaL_checknumber` (numeric strings count), for `pack`'s values.
-fn check_number(lua: &Lua, args: &MultiValue, position: usize) -> mlua::Result<f64> {
-    let value = args.get(position - 1);
-    let number = match value {
-        Some(Value::Integer(integer)) => Some(*integer as f64),
-        Some(value) => lua.coerce_number(value.clone())?,
-        None => None,
-    };
-    number.ok_or_else(|| type_error(lua, position, "number", value, true))
-}
-
-/// `luaL_checkinteger`: the number truncated as x86-64 Lua 5.1 does.
-fn check_integer(lua: &Lua, args: &MultiValue, position: usize) -> mlua::Result<i64> {
-    let value = args.get(position - 1);
-    let number = match value {
-        Some(Value::Integer(integer)) => Some(*integer as f64),
-        Some(value) => lua.coerce_number(value.clone())?,
-        None => None,
-    };
-    number
-        .map(truncate_to_i64)
-        .ok_or_else(|| type_error(lua, position, "number", value, false))
-}
-
-/// `luaL_typerror`'s "X expected, got Y".
-fn type_error(
-    lua: &Lua,
-    position: usize,
-    expected: &str,
-    value: Option<&Value>,
-    missing_is_nil: bool,
-) -> mlua::Error {
-    let got = match value {
-        None if missing_is_nil => "nil",
-        other => lua_type_name(other),
-    };
-    argument_error(lua, position, &format!("{expected} expected, got {got}"))
-}
-
-/// Lua 5.1's `luaL_typename`, with `no value` for a missing argument.
-fn lua_type_name(value: Option<&Value>) -> &'static str {
-    match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        Some(_) => "userdata",
-    }
-}
-
-/// Lua 5.1's `luaL_argerror`: names the function as its caller did, and
-/// does not count `self` in a method call.
-fn argument_error(lua: &Lua, position: usize, detail: &str) -> mlua::Error {
-    // Level 0 is the library function itself.
-    let names = lua.inspect_stack(0, |debug| {
-        let names = debug.names();
-        (names.name.map(|name| name.into_owned()), names.name_what)
-    });
-    let Some((name, name_what)) = names else {
-        return lua_error(lua, &format!("bad argument #{position} ({detail})"));
-    };
-    let name = name.unwrap_or_else(|| "?".to_owned());
-    if name_what == Some("method") {
-        if position == 1 {
-            return lua_error(lua, &format!("calling '{name}' on bad self ({detail})"));
-        }
-        return lua_error(
-            lua,
-            &format!("bad argument #{} to '{name}' ({detail})", position - 1),
-        );
-    }
-    lua_error(
-        lua,
-        &format!("bad argument #{position} to '{name}' ({detail})"),
-    )
-}
-
-/// Lua 5.1's `luaL_error`: the message after the calling Lua line's
-/// `source:line: ` (nothing when the caller is not Lua code, e.g. `pcall`).
-fn lua_error(lua: &Lua, message: &str) -> mlua::Error {
-    let position = lua
-        .inspect_stack(1, |debug| {
-            let line = debug.current_line().filter(|line| *line > 0)?;
-            let source = debug.source().short_src?.into_owned();
-            Some(format!("{source}:{line}: "))
-        })
-        .flatten()
-        .unwrap_or_default();
-    mlua::Error::runtime(format!("{position}{message}"))
-}
-
 #[cfg(test)]
 mod tests {
     //! Every expected value below was recorded from redis-server 7.0.15
-    //! (Debian's x86-64 build): each expression ran through EVAL as
-    //! `return d(<expression>)` with the `d` helper of [`DESCRIBE`]
-    //! prepended on the same line, so positions read `user_script:1:`.
-    //! A result is `ok` and the values (numbers as `%.17g`, strings quoted
-    //! with bytes outside printable ASCII as `\xHH`); an error is `err` and
-    //! the reply text without Redis's `ERR ` and ` script: <sha>, on ...`.
+    //! (Debian's x86-64 build) through EVAL, in the form `test_support`
+    //! describes: `ok` and the values, or `err` and the error text.
 
+    use super::super::test_support::{check, describe, run_script};
     use super::*;
-
-    const DESCRIBE: &str = r#"local function esc(s) return (string.gsub(s, '[%z\1-\31"\\\127-\255]', function(c) return string.format('\\x%02x', string.byte(c)) end)) end local function d(...) local o = {} for i = 1, select('#', ...) do local v = select(i, ...) local t = type(v) if t == 'userdata' then v, t = bare_error(v), 'string' end if t == 'number' then o[#o + 1] = string.format('%.17g', v) elseif t == 'string' then o[#o + 1] = '"' .. esc(v) .. '"' else o[#o + 1] = t .. ':' .. tostring(v) end end return 'ok ' .. table.concat(o, ' ') end "#;
-
-    /// The message a script sees, without mlua's wrapping (what the
-    /// sandbox's `pcall` and error replies show).
-    fn bare_message(err: &mlua::Error) -> String {
-        match err {
-            mlua::Error::RuntimeError(text) => text.clone(),
-            mlua::Error::CallbackError { cause, .. } => bare_message(cause),
-            mlua::Error::WithContext { cause, .. } => bare_message(cause),
-            other => other.to_string(),
-        }
-    }
-
-    /// Runs `source` as a script chunk in a fresh VM with the library.
-    fn run_script(source: &str) -> String {
-        let lua = Lua::new();
-        install(&lua).expect("install");
-        let bare_error = lua
-            .create_function(|_, error: Value| {
-                Ok(match error {
-                    Value::Error(err) => bare_message(&err),
-                    other => format!("{other:?}"),
-                })
-            })
-            .expect("bare_error");
-        lua.globals()
-            .set("bare_error", bare_error)
-            .expect("set bare_error");
-        match lua.load(source).set_name("@user_script").eval::<String>() {
-            Ok(text) => text,
-            Err(err) => format!("err {}", bare_message(&err)),
-        }
-    }
-
-    fn describe(expression: &str) -> String {
-        run_script(&format!("{DESCRIBE}return d({expression})"))
-    }
-
-    fn check(cases: &[(&str, &str)]) {
-        let mismatches: Vec<String> = cases
-            .iter()
-            .filter_map(|(expression, expected)| {
-                let got = describe(expression);
-                (got != *expected)
-                    .then(|| format!("{expression}\n  redis: {expected}\n  ours:  {got}"))
-            })
-            .collect();
-        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    }
 
     /// `struct.pack`: bytes, alignment, conversions and errors.
     #[rustfmt::skip]
@@ -965,22 +796,22 @@ mod tests {
 
     #[test]
     fn pack_matches_redis() {
-        check(PACK_CASES);
+        check(install, PACK_CASES);
     }
 
     #[test]
     fn unpack_matches_redis() {
-        check(UNPACK_CASES);
+        check(install, UNPACK_CASES);
     }
 
     #[test]
     fn size_matches_redis() {
-        check(SIZE_CASES);
+        check(install, SIZE_CASES);
     }
 
     #[test]
     fn error_texts_follow_the_caller_as_in_redis() {
-        check(CALLERS_CASES);
+        check(install, CALLERS_CASES);
     }
 
     #[test]
@@ -988,7 +819,7 @@ mod tests {
         // Redis: `ERR user_script:2: bad argument #1 to 'pack' (invalid
         // format option 'q') script: ..., on @user_script:2.`
         assert_eq!(
-            run_script("local x = 1\nreturn struct.pack('q')"),
+            run_script(install, "local x = 1\nreturn struct.pack('q')"),
             "err user_script:2: bad argument #1 to 'pack' (invalid format option 'q')"
         );
     }
@@ -998,12 +829,18 @@ mod tests {
         // Redis returns up to 7997 values with two arguments; mlua needs
         // some of those stack slots, so the limit here is 7965.
         assert_eq!(
-            describe("select('#', struct.unpack(('b'):rep(7965), ('a'):rep(8000)))"),
+            describe(
+                install,
+                "select('#', struct.unpack(('b'):rep(7965), ('a'):rep(8000)))"
+            ),
             "ok 7966"
         );
         let refused = "err user_script:1: stack overflow (too many results)";
         assert_eq!(
-            describe("select('#', struct.unpack(('b'):rep(7966), ('a'):rep(8000)))"),
+            describe(
+                install,
+                "select('#', struct.unpack(('b'):rep(7966), ('a'):rep(8000)))"
+            ),
             refused
         );
         // Refused by Redis too, with this text.
@@ -1014,7 +851,7 @@ mod tests {
             "select('#', struct.unpack(('b'):rep(7997) .. ' ', ('a'):rep(8000)))",
             "select('#', struct.unpack(('b'):rep(7997) .. 'c0', ('\\1'):rep(8000)))",
         ] {
-            assert_eq!(describe(expression), refused, "{expression}");
+            assert_eq!(describe(install, expression), refused, "{expression}");
         }
     }
 
@@ -1023,7 +860,7 @@ mod tests {
         // Redis puts the raw byte (here 0xC8) in the message; mlua errors
         // carry UTF-8 text, so it becomes U+FFFD.
         assert_eq!(
-            describe(r"struct.unpack('\200', 'a')"),
+            describe(install, r"struct.unpack('\200', 'a')"),
             "err user_script:1: bad argument #1 to 'unpack' (invalid format option '\u{fffd}')"
         );
     }
