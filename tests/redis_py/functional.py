@@ -125,6 +125,23 @@ assert len(r.keys("k1*")) == 111
 r.hset("big", mapping={f"f{i}": i for i in range(300)})
 assert len(dict(r.hscan_iter("big", count=20))) == 300
 assert r.info("keyspace")["db0"]["keys"] == 251, r.info("keyspace")
+# Collections with many member rows between string keys: SCAN pages over
+# rows, so small COUNTs must still return every key exactly once.
+for i in range(0, 250, 25):
+    r.rpush(f"k{i}list", *range(100))
+    r.sadd(f"k{i}set", *range(70))
+expected = {f"k{i}" for i in range(250)} | {"big"}
+expected |= {f"k{i}list" for i in range(0, 250, 25)} | {f"k{i}set" for i in range(0, 250, 25)}
+for count in (1, 3, 64, 65, 1000):
+    returned = []
+    cursor = 0
+    while True:
+        cursor, keys = r.scan(cursor, count=count)
+        returned.extend(keys)
+        if cursor == 0:
+            break
+    assert sorted(returned) == sorted(expected), (count, len(returned), len(expected))
+assert r.dbsize() == len(expected) == 271
 
 # transactions
 p = r.pipeline()

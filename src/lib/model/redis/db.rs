@@ -21,6 +21,9 @@ use crate::txn::{KvBackend, Txn};
 
 pub type Result<T> = std::result::Result<T, ModelError>;
 
+/// Rows read per storage scan when walking the keyspace.
+const KEY_SCAN_PAGE: usize = 64;
+
 /// A key found by a keyspace scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -153,7 +156,7 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
 
     /// Up to `limit` keys from the user-key position `from` (None = the
     /// start of the namespace), with where to resume (None = done).
-    /// Each key costs one seek: member rows are jumped over.
+    /// Rows are read in pages; a collection's member rows are jumped over.
     pub fn scan_keys(
         &mut self,
         from: Option<&[u8]>,
@@ -163,29 +166,43 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
         let mut cursor = from.map_or(ns_start, <[u8]>::to_vec);
         let mut out = Vec::new();
         while out.len() < limit {
+            // A page of rows, not one: a string key is a single row, and
+            // one storage scan per key cost most of DBSIZE's time. A page
+            // filled by one collection's member rows costs one page before
+            // the cursor jumps past that key.
             let rows = self
                 .txn
-                .scan(&cursor, Some(&ns_end), 1, Direction::Forward)?;
-            let Some((user_key, row)) = rows.into_iter().next() else {
-                return Ok((out, None));
-            };
-            let Some((key, prefix_len)) = split_user_key(&user_key) else {
-                let mut next = user_key;
-                next.push(0);
-                cursor = next;
-                continue;
-            };
-            if prefix_len == user_key.len() {
-                out.push(KeyEntry {
-                    meta: Meta {
-                        body: Body::decode(&key, &row.value)?,
-                        expire_at: row.expire_at,
-                        commit_ts: row.commit_ts,
-                    },
-                    key,
-                });
+                .scan(&cursor, Some(&ns_end), KEY_SCAN_PAGE, Direction::Forward)?;
+            let exhausted = rows.len() < KEY_SCAN_PAGE;
+            for (user_key, row) in rows {
+                if user_key < cursor {
+                    // A member row of a key already passed.
+                    continue;
+                }
+                let Some((key, prefix_len)) = split_user_key(&user_key) else {
+                    let mut next = user_key;
+                    next.push(0);
+                    cursor = next;
+                    continue;
+                };
+                if prefix_len == user_key.len() {
+                    if out.len() == limit {
+                        return Ok((out, Some(cursor)));
+                    }
+                    out.push(KeyEntry {
+                        meta: Meta {
+                            body: Body::decode(&key, &row.value)?,
+                            expire_at: row.expire_at,
+                            commit_ts: row.commit_ts,
+                        },
+                        key,
+                    });
+                }
+                cursor = successor_of_prefix(&user_key[..prefix_len]);
             }
-            cursor = successor_of_prefix(&user_key[..prefix_len]);
+            if exhausted {
+                return Ok((out, None));
+            }
         }
         Ok((out, Some(cursor)))
     }
