@@ -289,18 +289,52 @@ fn lua_encode_sparse_array(
     Ok(MultiValue::from_iter([convert, ratio, safe]))
 }
 
-fn lua_encode_max_depth(lua: &Lua, module: &Module, args: MultiValue) -> mlua::Result<MultiValue> {
+/// A setting function of one integer option.
+fn integer_setting(
+    lua: &Lua,
+    module: &Module,
+    args: MultiValue,
+    field: fn(&mut Config) -> &mut i32,
+    (min, max): (i32, i32),
+) -> mlua::Result<MultiValue> {
     let args = config_arguments(lua, args, 1)?;
     let mut config = module.config();
-    let depth = integer_option(lua, &args, 1, &mut config.encode_max_depth, 1, i32::MAX)?;
-    Ok(MultiValue::from_iter([depth]))
+    let value = integer_option(lua, &args, 1, field(&mut config), min, max)?;
+    Ok(MultiValue::from_iter([value]))
+}
+
+/// A setting function of one enumerated option.
+fn enum_setting(
+    lua: &Lua,
+    module: &Module,
+    args: MultiValue,
+    field: fn(&mut Config) -> &mut usize,
+    options: &[&str],
+) -> mlua::Result<MultiValue> {
+    let args = config_arguments(lua, args, 1)?;
+    let mut config = module.config();
+    let value = enum_option(lua, &args, 1, field(&mut config), options)?;
+    Ok(MultiValue::from_iter([value]))
+}
+
+fn lua_encode_max_depth(lua: &Lua, module: &Module, args: MultiValue) -> mlua::Result<MultiValue> {
+    integer_setting(
+        lua,
+        module,
+        args,
+        |c| &mut c.encode_max_depth,
+        (1, i32::MAX),
+    )
 }
 
 fn lua_decode_max_depth(lua: &Lua, module: &Module, args: MultiValue) -> mlua::Result<MultiValue> {
-    let args = config_arguments(lua, args, 1)?;
-    let mut config = module.config();
-    let depth = integer_option(lua, &args, 1, &mut config.decode_max_depth, 1, i32::MAX)?;
-    Ok(MultiValue::from_iter([depth]))
+    integer_setting(
+        lua,
+        module,
+        args,
+        |c| &mut c.decode_max_depth,
+        (1, i32::MAX),
+    )
 }
 
 fn lua_encode_number_precision(
@@ -308,10 +342,13 @@ fn lua_encode_number_precision(
     module: &Module,
     args: MultiValue,
 ) -> mlua::Result<MultiValue> {
-    let args = config_arguments(lua, args, 1)?;
-    let mut config = module.config();
-    let precision = integer_option(lua, &args, 1, &mut config.encode_number_precision, 1, 14)?;
-    Ok(MultiValue::from_iter([precision]))
+    integer_setting(
+        lua,
+        module,
+        args,
+        |c| &mut c.encode_number_precision,
+        (1, 14),
+    )
 }
 
 fn lua_encode_keep_buffer(
@@ -319,16 +356,13 @@ fn lua_encode_keep_buffer(
     module: &Module,
     args: MultiValue,
 ) -> mlua::Result<MultiValue> {
-    let args = config_arguments(lua, args, 1)?;
-    let mut config = module.config();
-    let keep = enum_option(
+    enum_setting(
         lua,
-        &args,
-        1,
-        &mut config.encode_keep_buffer,
+        module,
+        args,
+        |c| &mut c.encode_keep_buffer,
         SWITCH_OPTIONS,
-    )?;
-    Ok(MultiValue::from_iter([keep]))
+    )
 }
 
 fn lua_encode_invalid_numbers(
@@ -336,16 +370,13 @@ fn lua_encode_invalid_numbers(
     module: &Module,
     args: MultiValue,
 ) -> mlua::Result<MultiValue> {
-    let args = config_arguments(lua, args, 1)?;
-    let mut config = module.config();
-    let setting = enum_option(
+    enum_setting(
         lua,
-        &args,
-        1,
-        &mut config.encode_invalid_numbers,
+        module,
+        args,
+        |c| &mut c.encode_invalid_numbers,
         INVALID_NUMBER_OPTIONS,
-    )?;
-    Ok(MultiValue::from_iter([setting]))
+    )
 }
 
 fn lua_decode_invalid_numbers(
@@ -353,16 +384,13 @@ fn lua_decode_invalid_numbers(
     module: &Module,
     args: MultiValue,
 ) -> mlua::Result<MultiValue> {
-    let args = config_arguments(lua, args, 1)?;
-    let mut config = module.config();
-    let setting = enum_option(
+    enum_setting(
         lua,
-        &args,
-        1,
-        &mut config.decode_invalid_numbers,
+        module,
+        args,
+        |c| &mut c.decode_invalid_numbers,
         SWITCH_OPTIONS,
-    )?;
-    Ok(MultiValue::from_iter([setting]))
+    )
 }
 
 // ===== Encoding =====
