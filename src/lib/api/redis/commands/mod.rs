@@ -270,6 +270,11 @@ fn writes(command: &Command) -> bool {
 pub fn txn_error_reply(err: &TxnError) -> Reply {
     match err {
         TxnError::Unavailable(reason) => Reply::error(format!("TRYAGAIN {reason}")),
+        // The leader's clock lease is being renewed: transient, like a
+        // missing leader, so clients are told to retry.
+        TxnError::Clock(err @ crate::clock::HlcError::CeilingExpired { .. }) => {
+            Reply::error(format!("TRYAGAIN clock: {err}"))
+        }
         TxnError::Conflict { .. } => Reply::error("ERR transaction conflict: too many retries"),
         other => Reply::error(format!("ERR {other}")),
     }
@@ -379,5 +384,26 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
             .meta(key)
             .map_err(|err| ctx::settle(Err(err.into())).unwrap_or_else(|e| txn_error_reply(&e)))?;
         Ok(WatchToken(meta.map_or(0, |m| m.commit_ts)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::HlcError;
+
+    #[test]
+    fn transient_failures_ask_the_client_to_try_again() {
+        let lease = TxnError::Clock(HlcError::CeilingExpired { ceiling_ms: 7 });
+        assert_eq!(
+            txn_error_reply(&lease).error_code(),
+            Some("TRYAGAIN"),
+            "{:?}",
+            txn_error_reply(&lease)
+        );
+        let leader = TxnError::Unavailable("no leader".into());
+        assert_eq!(txn_error_reply(&leader).error_code(), Some("TRYAGAIN"));
+        let overflow = TxnError::Clock(HlcError::Overflow);
+        assert_eq!(txn_error_reply(&overflow).error_code(), Some("ERR"));
     }
 }
