@@ -27,18 +27,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 use super::support::{
-    argument_error, check_number, check_string, lua_error, lua_type_name, truncate_to_i32,
-    truncate_to_i64,
+    LUA_MAX_C_STACK, argument_error, check_number, check_string, lua_error, lua_type_name,
+    truncate_to_i32, truncate_to_i64,
 };
 
 /// `cjson._NAME` and `cjson._VERSION`.
 const MODULE_NAME: &str = "cjson";
 const MODULE_VERSION: &str = "2.1.0";
 
-/// Lua 5.1's `LUAI_MAXCSTACK`: `lua_checkstack` refuses to let one C call
-/// use more stack slots, which is the real depth bound once a script
-/// raises `encode_max_depth` or `decode_max_depth`.
-const LUA_MAX_C_STACK_SLOTS: i64 = 8000;
+/// [`LUA_MAX_C_STACK`] as the encoder and decoder count: the real depth
+/// bound once a script raises `encode_max_depth` or `decode_max_depth`.
+const LUA_MAX_C_STACK_SLOTS: i64 = LUA_MAX_C_STACK as i64;
 
 /// The longest text `encode` builds. The script's VM could not hold a
 /// longer string anyway, and the cap keeps a sparse-array setting such as

@@ -38,8 +38,8 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::support::{
-    argument_error, check_integer, check_string, lua_error, optional_integer, truncate_to_i32,
-    truncate_to_i64,
+    LUA_MAX_C_STACK, argument_error, check_integer, check_string, lua_error, optional_integer,
+    truncate_to_i32, truncate_to_i64,
 };
 
 const LIBRARY_NAME: &str = "cmsgpack";
@@ -50,10 +50,6 @@ const LIBRARY_DESCRIPTION: &str = "MessagePack C implementation for Lua";
 /// Tables nested this deep pack as nil (`LUACMSGPACK_MAX_NESTING`), which
 /// is also what stops a table that contains itself.
 const MAX_NESTING: usize = 16;
-/// Lua 5.1's `LUAI_MAXCSTACK`: the stack slots a C function may use. The
-/// C library's stack checks against it decide when unpacking fails, so
-/// they are replayed here with the same arithmetic.
-const LUA_MAX_C_STACK: usize = 8000;
 /// Message of the stack check made before every decoded value.
 const TOO_MANY_RESULTS: &str =
     "too many return values at once; use unpack_one or unpack_limit instead.";

@@ -34,8 +34,8 @@
 use mlua::{Lua, MultiValue, Value};
 
 use super::support::{
-    TWO_POW_63, argument_error, check_number, check_string, lua_error, optional_integer,
-    truncate_to_i64,
+    LUA_MAX_C_STACK, TWO_POW_63, argument_error, check_number, check_string, lua_error,
+    optional_integer, truncate_to_i64,
 };
 
 /// Widest `i`/`I` integer, in bytes (`MAXINTSIZE`).
@@ -50,8 +50,6 @@ const LONG_SIZE: usize = 8;
 const SIZE_T_SIZE: usize = 8;
 const FLOAT_SIZE: usize = 4;
 const DOUBLE_SIZE: usize = 8;
-/// Lua 5.1's `LUAI_MAXCSTACK`: the most stack slots a C function may use.
-const LUA_MAX_C_STACK: usize = 8000;
 /// Slots mlua itself needs in a callback's frame to hand results back
 /// (it fails with its own error about 22 slots short of Lua's limit), so
 /// `unpack` stops this much earlier than Redis with Redis's error.

@@ -25,6 +25,11 @@ pub(super) const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 /// below -2^31 truncate to `i32::MIN`, which out-of-range values give too).
 const TWO_POW_31: f64 = 2_147_483_648.0;
 
+/// Lua 5.1's `LUAI_MAXCSTACK`: the most stack slots one C function may use.
+/// The C libraries' `lua_checkstack` calls against it decide where deep or
+/// wide input fails, so their checks are replayed with this number.
+pub(super) const LUA_MAX_C_STACK: usize = 8000;
+
 /// Lua 5.1's `luaL_typename` for an argument: `no value` when it is
 /// missing, and plain `userdata` for light userdata too.
 pub(super) fn lua_type_name(value: Option<&Value>) -> &'static str {
