@@ -107,14 +107,9 @@ impl Drop for RealRedis {
     }
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Starts `redis-server` (no persistence) and waits until it answers PING.
 pub fn start_real_redis() -> RealRedis {

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
@@ -60,17 +60,9 @@ impl Default for Timings {
     }
 }
 
-/// Reserves `n` distinct free loopback ports (all held until every one is
-/// chosen, then released for the process under test to bind).
-pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr"))
-        .collect()
-}
+#[path = "ports.rs"]
+mod ports;
+pub use ports::free_addrs;
 
 /// Whether this build's `serve` knows a flag (the Redis front end and
 /// some tuning flags land later than the rest).

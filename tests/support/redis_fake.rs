@@ -17,6 +17,9 @@ use elastickv::api::redis::{
     serve,
 };
 use parking_lot::Mutex;
+
+#[path = "ports.rs"]
+mod ports;
 use tokio::sync::watch;
 
 #[derive(Default)]
@@ -355,11 +358,7 @@ impl RealRedis {
     /// Starts `redis-server` with `extra` arguments; panics with a clear
     /// message when it is not installed.
     pub fn start(extra: &[&str]) -> RealRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = ports::free_port();
         let dir = tempfile::tempdir().unwrap();
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
