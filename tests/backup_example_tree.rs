@@ -3,6 +3,9 @@
 //! committed copy. After a deliberate format change, refresh it with
 //! `BLESS=1 cargo test --test backup_example_tree`.
 
+#[path = "support/paths.rs"]
+mod paths;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -149,7 +152,7 @@ fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn committed_example_tree_matches_the_writer() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backup/example-tree");
+    let fixture = paths::repo_root().join("fixtures/backup/example-tree");
     let base = tempfile::tempdir().unwrap();
     let fresh = base.path().join("example-tree");
     generate(&fresh);
@@ -185,7 +188,7 @@ fn committed_example_tree_matches_the_writer() {
 
 #[test]
 fn committed_example_tree_verifies_and_reads_back() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backup/example-tree");
+    let fixture = paths::repo_root().join("fixtures/backup/example-tree");
     // Git does not keep file modes beyond the executable bit or hard-link
     // counts, so the committed copy is read in place.
     let tree = TreeReader::open(&fixture).unwrap();

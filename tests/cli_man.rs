@@ -1,11 +1,12 @@
 //! The committed man pages under `man/` must match what the current clap
 //! definitions render. `make man` (ELASTICKV_UPDATE_MAN=1) rewrites them.
 
-use std::path::Path;
+#[path = "support/paths.rs"]
+mod paths;
 
 #[test]
 fn man_pages_are_up_to_date() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let dir = paths::repo_root().join("man");
     let pages = elastickv::cli::man::render_all().expect("render man pages");
     if std::env::var_os("ELASTICKV_UPDATE_MAN").is_some() {
         std::fs::create_dir_all(&dir).expect("create man/");

@@ -5,6 +5,9 @@
 //! an existing output is refused (exit 4); and the stream entry encoding
 //! equals what XADD writes through the Redis front end.
 
+#[path = "support/paths.rs"]
+mod paths;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -37,7 +40,7 @@ const FUTURE_MS: u64 = 4_000_000_000_000;
 const COMMIT_MS: u64 = 1_714_400_000_000;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backup/example-tree")
+    paths::repo_root().join("fixtures/backup/example-tree")
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use support::cluster::{Cluster, Deadline, StartMode, binary, run_bounded};
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redis_py/restore_roundtrip.py")
+    support::paths::repo_root().join("tests/redis_py/restore_roundtrip.py")
 }
 
 /// Runs the python driver; panics with its output on failure.
@@ -161,7 +161,7 @@ async fn random_redis_data_survives_snapshot_decode_encode_and_restore() {
 #[test]
 fn restore_refuses_a_used_data_dir_and_a_damaged_file() {
     let work = tempfile::tempdir().unwrap();
-    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backup/example-tree");
+    let tree = support::paths::repo_root().join("fixtures/backup/example-tree");
     let fsm = work.path().join("s.fsm");
     let (code, _, err) = elastickv(&[
         "snapshot-encode",

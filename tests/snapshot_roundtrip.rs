@@ -2,6 +2,9 @@
 //! headers and record sets written to memory and to disk read back equal,
 //! and atomic creation leaves nothing at the final path unless finished.
 
+#[path = "support/paths.rs"]
+mod paths;
+
 use std::collections::BTreeMap;
 use std::fs;
 
@@ -268,8 +271,7 @@ fn example_snapshot() -> Vec<u8> {
 /// `ELASTICKV_BLESS=1` rewrites the fixture after a deliberate change.
 #[test]
 fn the_committed_example_matches_the_writer_byte_for_byte() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshot/example.fsm");
+    let path = paths::repo_root().join("fixtures/snapshot/example.fsm");
     let written = example_snapshot();
     if std::env::var_os("ELASTICKV_BLESS").is_some() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();

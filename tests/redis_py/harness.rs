@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/paths.rs"]
+mod paths;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -71,9 +74,7 @@ impl TestServer {
 }
 
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/redis_py")
-        .join(name)
+    paths::repo_root().join("tests/redis_py").join(name)
 }
 
 /// Runs `python3 tests/redis_py/<name> <args...>`; panics with its output
