@@ -1641,6 +1641,18 @@ mod tests {
         }
     }
 
+    /// Each `(input, message)`: the script `script(input)` fails with
+    /// `message` at its line 1.
+    fn assert_line_one_errors(cases: &[(&str, &str)], script: impl Fn(&str) -> String) {
+        for (input, expected) in cases {
+            assert_eq!(
+                err(&script(input)),
+                format!("user_script:1: {expected}"),
+                "{input}"
+            );
+        }
+    }
+
     #[test]
     fn encodes_scalars_arrays_and_objects() {
         assert_eq!(ok("return cjson.encode({1,2,3})"), "[1,2,3]");
@@ -2145,13 +2157,7 @@ mod tests {
             (r"'\0A'", "JSON parser does not support UTF-16 or UTF-32"),
             (r"'A\0'", "JSON parser does not support UTF-16 or UTF-32"),
         ];
-        for (json, expected) in cases {
-            assert_eq!(
-                err(&format!("return cjson.decode({json})")),
-                format!("user_script:1: {expected}"),
-                "{json}"
-            );
-        }
+        assert_line_one_errors(&cases, |json| format!("return cjson.decode({json})"));
     }
 
     #[test]
@@ -2452,13 +2458,7 @@ mod tests {
                 "calling 'encode_max_depth' on bad self (number expected, got table)",
             ),
         ];
-        for (call, expected) in errors {
-            assert_eq!(
-                err(&format!("return {call}")),
-                format!("user_script:1: {expected}"),
-                "{call}"
-            );
-        }
+        assert_line_one_errors(&errors, |call| format!("return {call}"));
     }
 
     #[test]
