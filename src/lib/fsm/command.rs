@@ -66,13 +66,22 @@ pub enum CommandError {
 impl Command {
     /// Encodes the command as a versioned envelope.
     pub fn encode(&self) -> Vec<u8> {
+        self.clone().into_payload()
+    }
+
+    /// [`Command::encode`], moving the keys and values into the envelope
+    /// instead of copying them (the proposal path).
+    pub fn into_payload(self) -> Vec<u8> {
         let command = match self {
             Command::Raw {
                 commit_ts,
                 mutations,
             } => proto::command_envelope::Command::Raw(proto::RawBatch {
-                commit_ts: *commit_ts,
-                mutations: mutations.iter().filter_map(mutation_to_proto).collect(),
+                commit_ts,
+                mutations: mutations
+                    .into_iter()
+                    .filter_map(mutation_to_proto)
+                    .collect(),
             }),
             Command::Txn {
                 start_ts,
@@ -81,22 +90,20 @@ impl Command {
                 read_ranges,
                 mutations,
             } => proto::command_envelope::Command::Txn(proto::OnePhaseTxn {
-                start_ts: *start_ts,
-                commit_ts: *commit_ts,
-                read_keys: read_keys.clone(),
+                start_ts,
+                commit_ts,
+                read_keys,
                 read_ranges: read_ranges
-                    .iter()
-                    .map(|(start, end)| proto::KeyRange {
-                        start: start.clone(),
-                        end: end.clone(),
-                    })
+                    .into_iter()
+                    .map(|(start, end)| proto::KeyRange { start, end })
                     .collect(),
-                mutations: mutations.iter().filter_map(mutation_to_proto).collect(),
+                mutations: mutations
+                    .into_iter()
+                    .filter_map(mutation_to_proto)
+                    .collect(),
             }),
             Command::HlcLease { ceiling_ms } => {
-                proto::command_envelope::Command::HlcLease(proto::HlcLease {
-                    ceiling_ms: *ceiling_ms,
-                })
+                proto::command_envelope::Command::HlcLease(proto::HlcLease { ceiling_ms })
             }
             Command::Pin {
                 id,
@@ -104,10 +111,10 @@ impl Command {
                 deadline_ms,
                 remove,
             } => proto::command_envelope::Command::Pin(proto::PinUpdate {
-                id: *id,
-                ts: *ts,
-                deadline_ms: *deadline_ms,
-                remove: *remove,
+                id,
+                ts,
+                deadline_ms,
+                remove,
             }),
         };
         proto::CommandEnvelope {
@@ -184,23 +191,19 @@ fn nonzero_ts(field: &'static str, ts: Timestamp) -> Result<Timestamp, CommandEr
 }
 
 /// Pins travel in their own command; everything else maps one to one.
-fn mutation_to_proto(m: &Mutation) -> Option<proto::Mutation> {
+fn mutation_to_proto(m: Mutation) -> Option<proto::Mutation> {
     use proto::mutation::Op;
     let (op, key, value, expire_at, end) = match m {
         Mutation::Put {
             key,
             value,
             expire_at,
-        } => (Op::Put, key.clone(), value.clone(), *expire_at, None),
-        Mutation::Delete { key } => (Op::Delete, key.clone(), Vec::new(), 0, None),
-        Mutation::DeleteRange { start, end } => {
-            (Op::DeleteRange, start.clone(), Vec::new(), 0, end.clone())
-        }
-        Mutation::PurgeRange { start, end } => {
-            (Op::PurgeRange, start.clone(), Vec::new(), 0, end.clone())
-        }
-        Mutation::MetaPut { key, value } => (Op::MetaPut, key.clone(), value.clone(), 0, None),
-        Mutation::MetaDelete { key } => (Op::MetaDelete, key.clone(), Vec::new(), 0, None),
+        } => (Op::Put, key, value, expire_at, None),
+        Mutation::Delete { key } => (Op::Delete, key, Vec::new(), 0, None),
+        Mutation::DeleteRange { start, end } => (Op::DeleteRange, start, Vec::new(), 0, end),
+        Mutation::PurgeRange { start, end } => (Op::PurgeRange, start, Vec::new(), 0, end),
+        Mutation::MetaPut { key, value } => (Op::MetaPut, key, value, 0, None),
+        Mutation::MetaDelete { key } => (Op::MetaDelete, key, Vec::new(), 0, None),
         Mutation::Pin { .. } | Mutation::Unpin { .. } => return None,
     };
     Some(proto::Mutation {

@@ -243,7 +243,7 @@ impl ReplicatedBackend {
             ts
         };
         let command = stamp_commit_ts(command, ts);
-        let result = self.handle.propose(command.encode()).await;
+        let result = self.handle.propose(command.into_payload()).await;
         {
             let mut inflight = self.inflight.lock();
             dec(&mut inflight.live, ts);
@@ -268,7 +268,7 @@ impl ReplicatedBackend {
     /// Proposes a non-data command (HLC lease) on the leader.
     pub async fn propose_control(&self, command: Command) -> Result<(), TxnError> {
         self.handle
-            .propose(command.encode())
+            .propose(command.into_payload())
             .await
             .map(|_| ())
             .map_err(raft_err)
@@ -331,7 +331,7 @@ impl KvBackend for ReplicatedBackend {
                 let reply = client
                     .commit(self.peers.request(pb::CommitRequest {
                         group: self.group.id(),
-                        command: command.encode(),
+                        command: command.into_payload(),
                     }))
                     .await
                     .map_err(status_err)?

@@ -71,7 +71,7 @@ impl KvBackend for LocalBackend {
         let mut next = self.next_index.lock();
         let command = stamp_commit_ts(command, self.group.hlc().next());
         let index = *next;
-        let outcome = self.group.apply_entry(index, &command.encode())?;
+        let outcome = self.group.apply_entry(index, &command.into_payload())?;
         *next += 1;
         outcome.ok_or_else(|| TxnError::Unavailable(format!("entry {index} was already applied")))
     }

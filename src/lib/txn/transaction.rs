@@ -292,48 +292,86 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         if self.is_read_only() {
             return None;
         }
-        let mut mutations: Vec<Mutation> = self
-            .range_deletes
+        let writes = self
+            .writes
             .iter()
-            .map(|(start, end)| Mutation::DeleteRange {
-                start: start.to_vec(),
-                end: end.map(<[u8]>::to_vec),
-            })
-            .collect();
-        for (key, pending) in &self.writes {
-            mutations.push(match pending {
-                Pending::Put { value, expire_at } => Mutation::Put {
-                    key: key.clone(),
-                    value: value.clone(),
-                    expire_at: *expire_at,
-                },
-                Pending::Delete => Mutation::Delete { key: key.clone() },
-            });
+            .map(|(key, pending)| (key.clone(), pending.clone()));
+        Some(build_command(
+            self.start_ts,
+            &self.range_deletes,
+            writes,
+            self.meta.clone(),
+            self.read_keys.clone(),
+            self.read_ranges.clone(),
+        ))
+    }
+
+    /// [`Txn::to_command`], moving the transaction's keys and values into
+    /// the command instead of copying them (the commit path).
+    fn into_command(self) -> Option<Command> {
+        if self.is_read_only() {
+            return None;
         }
-        mutations.extend(self.meta.iter().cloned());
-        let mut read_keys = self.read_keys.clone();
-        read_keys.sort();
-        read_keys.dedup();
-        Some(Command::Txn {
-            start_ts: self.start_ts,
-            // Stamped by the backend at commit.
-            commit_ts: self.start_ts.saturating_add(1),
-            read_keys,
-            read_ranges: self.read_ranges.clone(),
-            mutations,
-        })
+        Some(build_command(
+            self.start_ts,
+            &self.range_deletes,
+            self.writes.into_iter(),
+            self.meta,
+            self.read_keys,
+            self.read_ranges,
+        ))
     }
 
     /// Commits: `Ok(None)` for a read-only transaction, `Ok(Some(commit_ts))`
     /// once applied, `Err(Conflict)` when validation failed.
     pub async fn commit(self) -> Result<Option<Timestamp>, TxnError> {
-        let Some(command) = self.to_command() else {
+        let backend = self.backend;
+        let Some(command) = self.into_command() else {
             return Ok(None);
         };
-        match self.backend.commit(command).await? {
+        match backend.commit(command).await? {
             ApplyOutcome::Committed { commit_ts } => Ok(Some(commit_ts)),
             ApplyOutcome::Conflict { key } => Err(TxnError::Conflict { key }),
             ApplyOutcome::Refused { reason, key } => Err(TxnError::Refused { reason, key }),
         }
+    }
+}
+
+/// The one-phase transaction command of a transaction's state: range
+/// deletes first, then the writes in key order, then the metadata
+/// mutations; read keys sorted and deduplicated.
+fn build_command(
+    start_ts: Timestamp,
+    range_deletes: &RangeSet,
+    writes: impl Iterator<Item = (Vec<u8>, Pending)>,
+    meta: Vec<Mutation>,
+    mut read_keys: Vec<Vec<u8>>,
+    read_ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> Command {
+    let mut mutations: Vec<Mutation> = range_deletes
+        .iter()
+        .map(|(start, end)| Mutation::DeleteRange {
+            start: start.to_vec(),
+            end: end.map(<[u8]>::to_vec),
+        })
+        .collect();
+    mutations.extend(writes.map(|(key, pending)| match pending {
+        Pending::Put { value, expire_at } => Mutation::Put {
+            key,
+            value,
+            expire_at,
+        },
+        Pending::Delete => Mutation::Delete { key },
+    }));
+    mutations.extend(meta);
+    read_keys.sort_unstable();
+    read_keys.dedup();
+    Command::Txn {
+        start_ts,
+        // Stamped by the backend at commit.
+        commit_ts: start_ts.saturating_add(1),
+        read_keys,
+        read_ranges,
+        mutations,
     }
 }
