@@ -287,39 +287,42 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         self.meta.push(Mutation::MetaPut { key, value });
     }
 
-    /// The command this transaction would commit (None when read-only).
-    pub fn to_command(&self) -> Option<Command> {
-        if self.is_read_only() {
-            return None;
-        }
-        let writes = self
-            .writes
-            .iter()
-            .map(|(key, pending)| (key.clone(), pending.clone()));
-        Some(build_command(
-            self.start_ts,
-            &self.range_deletes,
-            writes,
-            self.meta.clone(),
-            self.read_keys.clone(),
-            self.read_ranges.clone(),
-        ))
-    }
-
-    /// [`Txn::to_command`], moving the transaction's keys and values into
-    /// the command instead of copying them (the commit path).
+    /// The command this transaction commits (None when read-only): range
+    /// deletes first, then the writes in key order, then the metadata
+    /// mutations; read keys sorted and deduplicated. The keys and values
+    /// move into the command, they are not copied.
     fn into_command(self) -> Option<Command> {
         if self.is_read_only() {
             return None;
         }
-        Some(build_command(
-            self.start_ts,
-            &self.range_deletes,
-            self.writes.into_iter(),
-            self.meta,
-            self.read_keys,
-            self.read_ranges,
-        ))
+        let mut mutations: Vec<Mutation> = self
+            .range_deletes
+            .iter()
+            .map(|(start, end)| Mutation::DeleteRange {
+                start: start.to_vec(),
+                end: end.map(<[u8]>::to_vec),
+            })
+            .collect();
+        mutations.extend(self.writes.into_iter().map(|(key, pending)| match pending {
+            Pending::Put { value, expire_at } => Mutation::Put {
+                key,
+                value,
+                expire_at,
+            },
+            Pending::Delete => Mutation::Delete { key },
+        }));
+        mutations.extend(self.meta);
+        let mut read_keys = self.read_keys;
+        read_keys.sort_unstable();
+        read_keys.dedup();
+        Some(Command::Txn {
+            start_ts: self.start_ts,
+            // Stamped by the backend at commit.
+            commit_ts: self.start_ts.saturating_add(1),
+            read_keys,
+            read_ranges: self.read_ranges,
+            mutations,
+        })
     }
 
     /// Commits: `Ok(None)` for a read-only transaction, `Ok(Some(commit_ts))`
@@ -337,41 +340,84 @@ impl<'a, B: KvBackend> Txn<'a, B> {
     }
 }
 
-/// The one-phase transaction command of a transaction's state: range
-/// deletes first, then the writes in key order, then the metadata
-/// mutations; read keys sorted and deduplicated.
-fn build_command(
-    start_ts: Timestamp,
-    range_deletes: &RangeSet,
-    writes: impl Iterator<Item = (Vec<u8>, Pending)>,
-    meta: Vec<Mutation>,
-    mut read_keys: Vec<Vec<u8>>,
-    read_ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-) -> Command {
-    let mut mutations: Vec<Mutation> = range_deletes
-        .iter()
-        .map(|(start, end)| Mutation::DeleteRange {
-            start: start.to_vec(),
-            end: end.map(<[u8]>::to_vec),
-        })
-        .collect();
-    mutations.extend(writes.map(|(key, pending)| match pending {
-        Pending::Put { value, expire_at } => Mutation::Put {
-            key,
-            value,
-            expire_at,
-        },
-        Pending::Delete => Mutation::Delete { key },
-    }));
-    mutations.extend(meta);
-    read_keys.sort_unstable();
-    read_keys.dedup();
-    Command::Txn {
-        start_ts,
-        // Stamped by the backend at commit.
-        commit_ts: start_ts.saturating_add(1),
-        read_keys,
-        read_ranges,
-        mutations,
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::Hlc;
+    use crate::fsm::{Group, GroupOptions};
+    use crate::storage::StoreOptions;
+    use crate::txn::LocalBackend;
+
+    fn backend(dir: &std::path::Path) -> LocalBackend {
+        let options = GroupOptions {
+            group_id: 1,
+            store: StoreOptions {
+                sync_writes: false,
+                ..StoreOptions::default()
+            },
+        };
+        let group = Group::open(dir, options, Arc::new(Hlc::default())).expect("open group");
+        LocalBackend::new(Arc::new(group))
+    }
+
+    /// Apply relies on this order: a range delete removes only what
+    /// precedes it, so the writes that follow it in the command survive.
+    #[test]
+    fn command_holds_range_deletes_then_writes_in_key_order_then_meta() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        let mut txn = Txn::at(&backend, 100);
+        assert!(txn.get(b"b").expect("read").is_none());
+        assert!(txn.get(b"a").expect("read").is_none());
+        assert!(txn.get(b"b").expect("read again").is_none());
+        txn.put(b"k2".to_vec(), b"v2".to_vec(), 7);
+        txn.delete(b"k1".to_vec());
+        txn.delete_range(b"r".to_vec(), Some(b"s".to_vec()));
+        txn.meta_put(b"m".to_vec(), b"mv".to_vec());
+        let Some(Command::Txn {
+            start_ts,
+            commit_ts,
+            read_keys,
+            read_ranges,
+            mutations,
+        }) = txn.into_command()
+        else {
+            panic!("a transaction with writes commits a Txn command");
+        };
+        assert_eq!((start_ts, commit_ts), (100, 101));
+        assert_eq!(read_keys, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(read_ranges.is_empty());
+        assert_eq!(
+            mutations,
+            vec![
+                Mutation::DeleteRange {
+                    start: b"r".to_vec(),
+                    end: Some(b"s".to_vec()),
+                },
+                Mutation::Delete {
+                    key: b"k1".to_vec()
+                },
+                Mutation::Put {
+                    key: b"k2".to_vec(),
+                    value: b"v2".to_vec(),
+                    expire_at: 7,
+                },
+                Mutation::MetaPut {
+                    key: b"m".to_vec(),
+                    value: b"mv".to_vec(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn read_only_transaction_has_no_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        let mut txn = Txn::at(&backend, 100);
+        assert!(txn.get(b"a").expect("read").is_none());
+        assert!(txn.into_command().is_none());
     }
 }
