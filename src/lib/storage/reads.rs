@@ -83,7 +83,13 @@ pub(crate) fn skip_versions(it: &mut RawIter<'_>, prefix: &[u8]) {
             _ => return,
         }
     }
-    it.seek(prefix_successor(prefix));
+    // The key's oldest possible version, then off it if it exists: a data
+    // key, so inside the prefix extractor's domain and valid on prefix-mode
+    // iterators too (the key's successor bound is not a data key).
+    it.seek(data_key_from_prefix(prefix, 0));
+    if it.key().is_some_and(|k| k.starts_with(prefix)) {
+        it.next();
+    }
 }
 
 fn row(
