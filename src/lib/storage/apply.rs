@@ -21,8 +21,7 @@ use super::error::StorageError;
 use super::keys::{self, TS_LEN, data_key_from_prefix, encode_data_key};
 use super::meta;
 use super::reads::{
-    RawIter, current_version, iter_status, newest_version_ts, point_read_options,
-    range_read_options, skip_versions,
+    RawIter, current_version, iter_status, newest_version_ts, range_read_options, skip_versions,
 };
 use super::store::GroupStore;
 use super::value::{decode_value_ref, encode_put, encode_tombstone};
@@ -249,13 +248,8 @@ impl GroupStore {
         // costs more than the seek itself, and a combined round of new
         // Redis keys carries hundreds of (mostly empty) ranges. Nothing is
         // written before the batch is complete, so it sees what fresh
-        // iterators would. A range inside one route key (creating or
-        // removing a Redis key) goes through a prefix-mode iterator instead:
-        // its seek asks each file's and the memtable's bloom filter whether
-        // the route key has any row there, so a new key costs filter probes,
-        // not a search of every level.
+        // iterators would.
         let mut range_iter: Option<RawIter<'_>> = None;
-        let mut route_iter: Option<RawIter<'_>> = None;
         for (i, m) in intent.mutations.iter().enumerate() {
             match m {
                 Mutation::Put {
@@ -279,19 +273,10 @@ impl GroupStore {
                     let tombstone = encode_tombstone(intent.start_ts);
                     // Keys purged earlier in this intent are gone, though the
                     // database still shows them.
-                    let one_route = end
-                        .as_deref()
-                        .is_some_and(|end| keys::range_bloom_prefix(start, end).is_some());
-                    let it = if one_route {
-                        route_iter.get_or_insert_with(|| {
-                            self.db.raw_iterator_cf_opt(data, point_read_options())
-                        })
-                    } else {
-                        range_iter.get_or_insert_with(|| {
-                            self.db
-                                .raw_iterator_cf_opt(data, range_read_options(Vec::new(), None))
-                        })
-                    };
+                    let it = range_iter.get_or_insert_with(|| {
+                        self.db
+                            .raw_iterator_cf_opt(data, range_read_options(Vec::new(), None))
+                    });
                     tombstone_live_range(
                         it,
                         &mut puts,
@@ -391,11 +376,8 @@ impl GroupStore {
 }
 
 /// Adds a tombstone at `commit_ts` for every key in `[start, end)` whose
-/// version visible at `commit_ts` is live, read through `it` (unbounded;
-/// total order, or prefix mode when the range lies inside one bloom
-/// prefix). Every seek targets a data key, which is inside the prefix
-/// extractor's domain and carries the range's prefix. Streams the range;
-/// only the batch grows.
+/// version visible at `commit_ts` is live, read through `it` (total order,
+/// unbounded). Streams the range; only the batch grows.
 fn tombstone_live_range(
     it: &mut RawIter<'_>,
     puts: &mut SortedPuts,
@@ -411,9 +393,7 @@ fn tombstone_live_range(
         return Ok(());
     }
     let in_range = |key: &[u8]| upper.as_ref().is_none_or(|u| key < u.as_slice());
-    // The newest possible version of `start`: at or above `lower`, and at or
-    // below every data key of a user key >= `start`.
-    it.seek(encode_data_key(start, Timestamp::MAX));
+    it.seek(&lower);
     let mut prefix = Vec::new();
     // The bound is checked before a key is parsed: what lies past the range
     // is not this range's business.
@@ -573,120 +553,5 @@ mod tests {
         assert_eq!(store.latest_commit_ts(b"b").unwrap(), None);
         assert_eq!(store.latest_commit_ts(b"c").unwrap(), None);
         assert_eq!(store.latest_commit_ts(b"a").unwrap(), Some(10));
-    }
-
-    /// A user key under route key `r` (what a Redis key's rows look like).
-    fn routed(r: &[u8], suffix: &[u8]) -> Vec<u8> {
-        let mut key = keys::route_prefix(r);
-        key.extend_from_slice(suffix);
-        key
-    }
-
-    fn route_range(r: &[u8]) -> Mutation {
-        let start = keys::route_prefix(r);
-        let mut end = start.clone();
-        *end.last_mut().unwrap() += 1;
-        Mutation::DeleteRange {
-            start,
-            end: Some(end),
-        }
-    }
-
-    /// Range deletes of one route key go through the bloom-filtered
-    /// prefix iterator; they must still find every row in every layer
-    /// (files and memtable, several versions, a version above the commit
-    /// ts) and nothing of a neighbouring route key.
-    #[test]
-    fn route_range_deletes_find_every_row_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let apply = |start_ts, commit_ts, mutations| {
-            let intent = WriteIntent {
-                start_ts,
-                commit_ts,
-                mutations,
-                ..Default::default()
-            };
-            assert_eq!(store.apply(&intent).unwrap(), Outcome::Committed);
-        };
-        let neighbours = [&b"k\x00"[..], b"k1", b"j", b"\x00k"];
-        let rows = [
-            routed(b"k", b""),
-            routed(b"k", b"h\x00\x01f"),
-            routed(b"k", b"s\xff"),
-        ];
-        let mut first: Vec<Mutation> = rows.iter().map(|k| put(k)).collect();
-        first.extend(neighbours.iter().map(|n| put(&routed(n, b""))));
-        first.extend(neighbours.iter().map(|n| put(&routed(n, b"h"))));
-        apply(1, 10, first);
-        store.db().flush_cf(store.cf(Cf::Data).unwrap()).unwrap();
-        // A second version of one row in the memtable, one row only there,
-        // and a version above the delete's commit ts (a later writer).
-        apply(11, 12, vec![put(&rows[0]), put(&routed(b"k", b"l1"))]);
-        apply(29, 30, vec![put(&rows[1])]);
-        apply(19, 20, vec![route_range(b"k")]);
-        for key in rows.iter().chain([&routed(b"k", b"l1")]) {
-            assert_eq!(store.get(key, 20).unwrap(), None, "{key:x?} deleted at 20");
-            assert!(store.get(key, 15).unwrap().is_some(), "{key:x?} history");
-        }
-        assert!(
-            store.get(&rows[1], 30).unwrap().is_some(),
-            "the later version stays"
-        );
-        for n in neighbours {
-            for key in [routed(n, b""), routed(n, b"h")] {
-                assert!(store.get(&key, 25).unwrap().is_some(), "{key:x?} kept");
-            }
-        }
-        // A route key with no row anywhere: nothing written but the range.
-        apply(39, 40, vec![route_range(b"absent")]);
-        assert!(store.get(&routed(b"k1", b""), 45).unwrap().is_some());
-    }
-
-    /// A database written under the previous prefix extractor (one prefix
-    /// per user key) opens and answers correctly: RocksDB ignores filters
-    /// built by an extractor of another name.
-    #[test]
-    fn files_of_the_previous_extractor_are_read_without_their_filters() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = rocksdb::Cache::new_lru_cache(1 << 20);
-        {
-            let mut db_opts = rocksdb::Options::default();
-            db_opts.create_if_missing(true);
-            db_opts.create_missing_column_families(true);
-            let descriptors = Cf::ALL.into_iter().map(|cf| {
-                let mut opts = crate::storage::options::cf_options(cf, &cache);
-                if cf == Cf::Data {
-                    fn whole_user_key(key: &[u8]) -> &[u8] {
-                        &key[..key.len().saturating_sub(TS_LEN)]
-                    }
-                    opts.set_prefix_extractor(rocksdb::SliceTransform::create(
-                        "elastickv.mvcc_prefix.v1",
-                        whole_user_key,
-                        None,
-                    ));
-                }
-                rocksdb::ColumnFamilyDescriptor::new(cf.name(), opts)
-            });
-            let db = rocksdb::DB::open_cf_descriptors(&db_opts, dir.path(), descriptors).unwrap();
-            let data = db.cf_handle(Cf::Data.name()).unwrap();
-            for key in [routed(b"k", b""), routed(b"k", b"hf"), routed(b"k1", b"")] {
-                db.put_cf(data, encode_data_key(&key, 10), encode_put(b"v", 0, 9))
-                    .unwrap();
-            }
-            db.flush_cf(data).unwrap();
-        }
-        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
-        assert!(store.get(&routed(b"k", b"hf"), 15).unwrap().is_some());
-        let intent = WriteIntent {
-            start_ts: 19,
-            commit_ts: 20,
-            mutations: vec![route_range(b"k")],
-            ..Default::default()
-        };
-        store.apply(&intent).unwrap();
-        assert_eq!(store.get(&routed(b"k", b""), 25).unwrap(), None);
-        assert_eq!(store.get(&routed(b"k", b"hf"), 25).unwrap(), None);
-        assert!(store.get(&routed(b"k1", b""), 25).unwrap().is_some());
     }
 }

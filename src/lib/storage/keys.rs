@@ -198,53 +198,6 @@ pub fn route_bound(route_key: &[u8]) -> Vec<u8> {
     escape(route_key)
 }
 
-/// The route terminator `0x00 0x01` as it appears inside a data key, where
-/// the user key is escaped a second time: `0x00 0xFF 0x01`.
-const ESCAPED_TERMINATOR: [u8; 3] = [0x00, 0xFF, 0x01];
-
-/// Length of the bloom-filter prefix of the data key `phys` (the data
-/// column family's prefix extractor): the key up to and including the first
-/// `0x00 0xFF 0x01` inside its escaped user key, or, when there is none, the
-/// key without its timestamp (escaped user key ‖ terminator). `None` when
-/// `phys` is not a data key (outside the extractor's domain).
-///
-/// For a user key `route_prefix(r) ‖ suffix` the first such sequence is
-/// the escaped route terminator (escaping turns a `0x00` of `escape(r)`
-/// into `0x00 0xFF 0xFF`, never into `0x00 0xFF 0x01`), so every version
-/// of every row of one route key (a Redis key's META and member rows) has
-/// the same prefix, and a filter probe answers "does this route key have
-/// any row here?". The data keys with prefix `p` are exactly the data keys
-/// starting with `p` (no shorter candidate exists in `p`, and an escaped
-/// key never contains `0x00 0x01`), so they are one contiguous run, as
-/// RocksDB requires of a prefix extractor.
-pub(crate) fn bloom_prefix_len(phys: &[u8]) -> Option<usize> {
-    let (prefix, _) = split_data_key(phys)?;
-    let escaped = &prefix[..prefix.len() - TERMINATOR.len()];
-    Some(
-        escaped
-            .windows(ESCAPED_TERMINATOR.len())
-            .position(|w| w == ESCAPED_TERMINATOR)
-            .map_or(prefix.len(), |at| at + ESCAPED_TERMINATOR.len()),
-    )
-}
-
-/// The bloom prefix shared by every data key in the user-key range
-/// `[start, end)`, when there is one: the range is exactly one route
-/// key's (`[route_prefix(r), successor)`, e.g. the rows of one Redis key)
-/// or lies inside one. A filter probe of it tells whether the range can
-/// hold any version at all.
-pub(crate) fn range_bloom_prefix(start: &[u8], end: &[u8]) -> Option<Vec<u8>> {
-    let lower = physical_bound(start);
-    let at = lower
-        .windows(ESCAPED_TERMINATOR.len())
-        .position(|w| w == ESCAPED_TERMINATOR)?;
-    let prefix = &lower[..at + ESCAPED_TERMINATOR.len()];
-    let mut prefix_end = prefix.to_vec();
-    // Ends in 0x01: incrementing cannot overflow.
-    *prefix_end.last_mut()? += 1;
-    (physical_bound(end) <= prefix_end).then(|| prefix.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,64 +308,6 @@ mod tests {
             let inside = r >= lo && r < hi;
             let in_user_range = user_key >= route_bound(&lo) && user_key < route_bound(&hi);
             prop_assert_eq!(inside, in_user_range);
-        }
-        #[test]
-        fn bloom_prefixes_are_prefixes_and_group_route_keys(
-            r in small_key(), s1 in small_key(), s2 in small_key(),
-            t1 in any::<u64>(), t2 in any::<u64>()
-        ) {
-            let row = |suffix: &[u8], ts| {
-                let mut user_key = route_prefix(&r);
-                user_key.extend_from_slice(suffix);
-                encode_data_key(&user_key, ts)
-            };
-            let (a, b) = (row(&s1, t1), row(&s2, t2));
-            let (la, lb) = (bloom_prefix_len(&a).unwrap(), bloom_prefix_len(&b).unwrap());
-            // Every row of one route key, at any version, has the same prefix,
-            // and it is the escaped route prefix.
-            prop_assert_eq!(&a[..la], &b[..lb]);
-            let escaped_route = physical_bound(&route_prefix(&r));
-            prop_assert_eq!(&a[..la], escaped_route.as_slice());
-            // The route key's user-key range maps to exactly that prefix.
-            let mut end = route_prefix(&r);
-            *end.last_mut().unwrap() += 1;
-            prop_assert_eq!(range_bloom_prefix(&route_prefix(&r), &end), Some(a[..la].to_vec()));
-            let mut inner = route_prefix(&r);
-            inner.extend_from_slice(&s1);
-            prop_assert_eq!(range_bloom_prefix(&inner, &end), Some(a[..la].to_vec()));
-        }
-
-        #[test]
-        fn keys_with_one_bloom_prefix_are_contiguous(
-            a in small_key(), b in small_key(), c in small_key(),
-            ta in any::<u64>(), tb in any::<u64>(), tc in any::<u64>()
-        ) {
-            let mut keys = [encode_data_key(&a, ta), encode_data_key(&b, tb), encode_data_key(&c, tc)];
-            keys.sort();
-            let prefix = |k: &[u8]| k[..bloom_prefix_len(k).unwrap()].to_vec();
-            let (p0, p1, p2) = (prefix(&keys[0]), prefix(&keys[1]), prefix(&keys[2]));
-            if p0 == p2 {
-                prop_assert_eq!(&p1, &p0);
-            }
-            // A key has prefix p exactly when it starts with p.
-            prop_assert_eq!(keys[1].starts_with(&p0), p1 == p0);
-            prop_assert_eq!(keys[1].starts_with(&p2), p1 == p2);
-        }
-
-        #[test]
-        fn a_range_bloom_prefix_covers_the_whole_range(
-            start in small_key(), end in small_key(), extend in small_key(), ts in any::<u64>()
-        ) {
-            // Keys that extend `start` are inside the range often enough to test.
-            let mut k = start.clone();
-            k.extend_from_slice(&extend);
-            if let Some(prefix) = range_bloom_prefix(&start, &end) {
-                let phys = encode_data_key(&k, ts);
-                if k >= start && k < end {
-                    prop_assert!(phys.starts_with(&prefix));
-                    prop_assert_eq!(&phys[..bloom_prefix_len(&phys).unwrap()], prefix.as_slice());
-                }
-            }
         }
     }
 }

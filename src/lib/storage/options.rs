@@ -3,12 +3,10 @@
 //! the same function, so comparisons are like for like.
 //!
 //! Invariant: the data column family's prefix extractor maps a data key to
-//! its route prefix (`keys::bloom_prefix_len`): every version of every row
-//! of one route key shares it, and the keys sharing it are contiguous, which
-//! is what RocksDB requires of a prefix extractor. Point reads, and range
-//! deletes of one route key (creating or removing a Redis key), use the
-//! prefix bloom filters; scans use total-order iteration. Files written
-//! under an earlier extractor name are still read, without their filters.
+//! its `escape(user_key) ‖ 0x00 0x01` prefix (the key without its 8-byte
+//! timestamp); all versions of a user key share it and are contiguous, which
+//! is what RocksDB requires of a prefix extractor. Point reads use prefix
+//! bloom filters; scans use total-order iteration.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, Sli
 
 use super::api::Cf;
 use super::error::StorageError;
-use super::keys::{bloom_prefix_len, split_data_key};
+use super::keys::{TS_LEN, split_data_key};
 
 /// Options of one group store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +52,8 @@ impl Default for StoreOptions {
 /// more, smaller flushes.
 const DATA_WRITE_BUFFER_BYTES: usize = 8 << 20;
 
-fn route_bloom_prefix(key: &[u8]) -> &[u8] {
-    // Outside the domain RocksDB does not call this; the fallback keeps it
-    // total anyway.
-    &key[..bloom_prefix_len(key).unwrap_or(key.len())]
+fn mvcc_prefix(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(TS_LEN)]
 }
 
 fn is_data_key(key: &[u8]) -> bool {
@@ -79,8 +75,8 @@ pub fn cf_options(cf: Cf, cache: &Cache) -> Options {
     let mut table = table_options(cache);
     if cf == Cf::Data {
         opts.set_prefix_extractor(SliceTransform::create(
-            "elastickv.route_prefix.v1",
-            route_bloom_prefix,
+            "elastickv.mvcc_prefix.v1",
+            mvcc_prefix,
             Some(is_data_key),
         ));
         opts.set_memtable_prefix_bloom_ratio(0.1);

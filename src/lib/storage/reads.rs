@@ -83,13 +83,7 @@ pub(crate) fn skip_versions(it: &mut RawIter<'_>, prefix: &[u8]) {
             _ => return,
         }
     }
-    // The key's oldest possible version, then off it if it exists: a data
-    // key, so inside the prefix extractor's domain and valid on prefix-mode
-    // iterators too (the key's successor bound is not a data key).
-    it.seek(data_key_from_prefix(prefix, 0));
-    if it.key().is_some_and(|k| k.starts_with(prefix)) {
-        it.next();
-    }
+    it.seek(prefix_successor(prefix));
 }
 
 fn row(
