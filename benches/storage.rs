@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use elastickv::model::redis::{Body, layout};
 use elastickv::storage::{
     Cf, Direction, GroupStore, Mutation, ScanRequest, StoreOptions, WriteIntent, encode_data_key,
 };
@@ -206,12 +207,114 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Keys a `redis_set_round` draws from; the first half exist before it runs.
+const REDIS_KEYSPACE: u64 = 200_000;
+/// SETs in one combined write round (what the Redis combiner commits as one
+/// Raft entry under redis-benchmark -P 16 -c 50).
+const REDIS_ROUND: usize = 256;
+
+fn redis_meta_key(i: u64) -> Vec<u8> {
+    layout::meta_key(format!("key:{i:012}").as_bytes())
+}
+
+/// The apply of one combined round of Redis SETs, as the Raft thread runs
+/// it: a SET of a key that does not exist range-deletes the key's rows
+/// first (an expired collection may have left member rows), a SET of an
+/// existing string rewrites its META row; every META row read is validated
+/// against a round still in flight. No Raft, no fsync: this isolates the
+/// apply's CPU, the part of a write that the Raft thread serialises.
+fn redis_set_round(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = GroupStore::open(
+        dir.path(),
+        StoreOptions {
+            sync_writes: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let body = Body::String(b"xxx".to_vec()).encode();
+    let mut exists = vec![false; REDIS_KEYSPACE as usize];
+    let mut ts = LOAD_TS;
+    for chunk in (0..REDIS_KEYSPACE / 2).collect::<Vec<_>>().chunks(1000) {
+        ts += 1;
+        let intent = WriteIntent {
+            start_ts: ts - 1,
+            commit_ts: ts,
+            mutations: chunk
+                .iter()
+                .map(|&i| Mutation::Put {
+                    key: redis_meta_key(i),
+                    value: body.clone(),
+                    expire_at: 0,
+                })
+                .collect(),
+            ..WriteIntent::default()
+        };
+        store.apply(&intent).unwrap();
+        for &i in chunk {
+            exists[i as usize] = true;
+        }
+    }
+    store.db().flush_cf(store.cf(Cf::Data).unwrap()).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut g = c.benchmark_group("redis_set_round");
+    g.throughput(criterion::Throughput::Elements(REDIS_ROUND as u64));
+    g.bench_function("apply_256", |b| {
+        b.iter_batched(
+            || {
+                ts += 1;
+                let mut picked: Vec<u64> = (0..REDIS_ROUND)
+                    .map(|_| rng.random_range(0..REDIS_KEYSPACE))
+                    .collect();
+                picked.sort_unstable();
+                picked.dedup();
+                let read_keys: Vec<Vec<u8>> = picked.iter().map(|&i| redis_meta_key(i)).collect();
+                // The SETs' META reads, as the Redis workers make them
+                // before the round is proposed (they fill the row cache
+                // that validation then consults).
+                black_box(store.multi_get(&read_keys, ts - 2).unwrap());
+                let mut ranges = Vec::new();
+                let mut puts = Vec::new();
+                for (&i, key) in picked.iter().zip(&read_keys) {
+                    if !exists[i as usize] {
+                        let mut end = key.clone();
+                        *end.last_mut().unwrap() += 1;
+                        ranges.push(Mutation::DeleteRange {
+                            start: key.clone(),
+                            end: Some(end),
+                        });
+                        exists[i as usize] = true;
+                    }
+                    puts.push(Mutation::Put {
+                        key: key.clone(),
+                        value: body.clone(),
+                        expire_at: 0,
+                    });
+                }
+                WriteIntent {
+                    // Read at the commit of the round before the one in flight.
+                    start_ts: ts - 2,
+                    commit_ts: ts,
+                    validate: true,
+                    read_keys,
+                    mutations: ranges.into_iter().chain(puts).collect(),
+                    ..WriteIntent::default()
+                }
+            },
+            |intent| black_box(store.apply(&intent).unwrap()),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = storage;
     config = Criterion::default()
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
         .sample_size(20);
-    targets = benches
+    targets = benches, redis_set_round
 }
 criterion_main!(storage);
