@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use elastickv::storage::{
-    CompactOptions, Direction, GroupStore, Mutation, Outcome, ScanRequest, StorageError,
-    StoreOptions, VersionedValue, WriteIntent,
+    CompactOptions, Direction, GroupStore, Mutation, Outcome, PointValue, ScanRequest,
+    StorageError, StoreOptions, VersionedValue, WriteIntent,
 };
 use proptest::prelude::*;
 
@@ -69,6 +69,16 @@ fn visible(h: &History, key: &[u8], ts: u64) -> Option<VersionedValue> {
         start_ts: v.start_ts,
         expire_at: v.expire_at,
     })
+}
+
+/// What a point read answers for a visible key (the caller has the key).
+fn point(v: VersionedValue) -> PointValue {
+    PointValue {
+        value: v.value,
+        commit_ts: v.commit_ts,
+        start_ts: v.start_ts,
+        expire_at: v.expire_at,
+    }
 }
 
 impl Model {
@@ -496,13 +506,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Get(k, back) => {
                 let ts = model.clock.saturating_sub(back);
                 check_read(&model, ts, store.get(&k, ts), || {
-                    visible(&model.full, &k, ts)
+                    visible(&model.full, &k, ts).map(point)
                 })?;
             }
             Op::MultiGet(ks, back) => {
                 let ts = model.clock.saturating_sub(back);
                 check_read(&model, ts, store.multi_get(&ks, ts), || {
-                    ks.iter().map(|k| visible(&model.full, k, ts)).collect()
+                    ks.iter()
+                        .map(|k| visible(&model.full, k, ts).map(point))
+                        .collect()
                 })?;
             }
             Op::Scan {

@@ -14,8 +14,8 @@ use super::command::{ApplyOutcome, Command, CommandError};
 use super::ownership::{OWNERSHIP_META_KEY, OwnershipError, OwnershipTable};
 use crate::clock::{Hlc, Timestamp};
 use crate::storage::{
-    GroupStore, Mutation, Outcome, ScanPage, ScanRequest, StorageError, StoreOptions,
-    VersionedValue, WriteIntent,
+    GroupStore, Mutation, Outcome, PointValue, ScanPage, ScanRequest, StorageError, StoreOptions,
+    WriteIntent,
 };
 
 /// The Meta record holding the highest HLC ceiling applied (u64be ms).
@@ -318,7 +318,7 @@ impl Group {
     }
 
     /// Point read at `read_ts`, refused for keys the group does not own.
-    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, FsmError> {
+    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<PointValue>, FsmError> {
         self.check_owned(key)?;
         Ok(self.store.get(key, read_ts)?)
     }
@@ -328,7 +328,7 @@ impl Group {
         &self,
         keys: &[Vec<u8>],
         read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, FsmError> {
+    ) -> Result<Vec<Option<PointValue>>, FsmError> {
         for key in keys {
             self.check_owned(key)?;
         }

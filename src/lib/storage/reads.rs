@@ -9,7 +9,7 @@
 
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 
-use super::api::{Cf, Direction, ScanPage, ScanRequest, VersionedValue};
+use super::api::{Cf, Direction, PointValue, ScanPage, ScanRequest, VersionedValue};
 use super::error::StorageError;
 use super::keys::{
     self, TS_LEN, data_key_from_prefix, decode_prefix, prefix_successor, split_data_key,
@@ -105,13 +105,18 @@ fn row(
     }
 }
 
+fn point_value(commit_ts: Timestamp, v: &VersionRef<'_>) -> PointValue {
+    PointValue {
+        value: v.body.to_vec(),
+        commit_ts,
+        start_ts: v.start_ts,
+        expire_at: v.expire_at,
+    }
+}
+
 impl GroupStore {
     /// Value of `key` visible at `read_ts`, if live.
-    pub fn get(
-        &self,
-        key: &[u8],
-        read_ts: Timestamp,
-    ) -> Result<Option<VersionedValue>, StorageError> {
+    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<PointValue>, StorageError> {
         self.point_iters.with_point_iter(&self.db, |it, view| {
             // The iterator is in hand (its view fixed) before the fence check.
             self.check_read_ts(read_ts)?;
@@ -125,7 +130,7 @@ impl GroupStore {
         &self,
         keys_in: &[Vec<u8>],
         read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, StorageError> {
+    ) -> Result<Vec<Option<PointValue>>, StorageError> {
         self.point_iters.with_point_iter(&self.db, |it, view| {
             self.check_read_ts(read_ts)?;
             let mut order: Vec<usize> = (0..keys_in.len()).collect();
@@ -155,28 +160,26 @@ impl GroupStore {
         seek: &mut Vec<u8>,
         user_key: &[u8],
         read_ts: Timestamp,
-    ) -> Result<Option<VersionedValue>, StorageError> {
+    ) -> Result<Option<PointValue>, StorageError> {
         seek.clear();
         keys::escape_into(seek, user_key);
         seek.extend_from_slice(&keys::TERMINATOR);
         let prefix_len = seek.len();
         if !self.row_cache.enabled() {
-            return visible_at(it, seek, prefix_len, user_key, read_ts);
+            return visible_at(it, seek, prefix_len, read_ts);
         }
         let cached = self.row_cache.get(seek);
         self.row_cache
             .record(cached.as_ref().is_some_and(|n| n.ts <= read_ts));
         if let Some(newest) = cached {
             if newest.ts > read_ts {
-                return visible_at(it, seek, prefix_len, user_key, read_ts);
+                return visible_at(it, seek, prefix_len, read_ts);
             }
             let Some(stored) = newest.stored else {
                 return Ok(None);
             };
             let v = decode_value_ref(seek, &stored)?;
-            return Ok(v
-                .is_live_at(read_ts)
-                .then(|| row(user_key.to_vec(), newest.ts, &v, false)));
+            return Ok(v.is_live_at(read_ts).then(|| point_value(newest.ts, &v)));
         }
         seek.extend_from_slice(&(!Timestamp::MAX).to_be_bytes());
         it.seek(&seek[..]);
@@ -186,12 +189,10 @@ impl GroupStore {
                 check_version_key(key, prefix)?;
                 if ts > read_ts {
                     seek.truncate(prefix_len);
-                    return visible_at(it, seek, prefix_len, user_key, read_ts);
+                    return visible_at(it, seek, prefix_len, read_ts);
                 }
                 let v = decode_value_ref(key, value)?;
-                let found = v
-                    .is_live_at(read_ts)
-                    .then(|| row(user_key.to_vec(), ts, &v, false));
+                let found = v.is_live_at(read_ts).then(|| point_value(ts, &v));
                 (ts, Some(value), found)
             }
             _ => (0, None, None),
@@ -283,15 +284,14 @@ fn check_version_key(key: &[u8], prefix: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The live version of `user_key` visible at `read_ts`, read from the
-/// iterator; `seek` holds the key's prefix (`prefix_len` bytes) on entry.
+/// The live version visible at `read_ts` of the key whose prefix `seek`
+/// holds (`prefix_len` bytes) on entry, read from the iterator.
 fn visible_at(
     it: &mut RawIter<'_>,
     seek: &mut Vec<u8>,
     prefix_len: usize,
-    user_key: &[u8],
     read_ts: Timestamp,
-) -> Result<Option<VersionedValue>, StorageError> {
+) -> Result<Option<PointValue>, StorageError> {
     seek.extend_from_slice(&(!read_ts).to_be_bytes());
     it.seek(&seek[..]);
     let prefix = &seek[..prefix_len];
@@ -303,8 +303,7 @@ fn visible_at(
     }
     check_version_key(key, prefix)?;
     let v = decode_value_ref(key, value)?;
-    Ok(v.is_live_at(read_ts)
-        .then(|| row(user_key.to_vec(), ts, &v, false)))
+    Ok(v.is_live_at(read_ts).then(|| point_value(ts, &v)))
 }
 
 fn scan_forward(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, StorageError> {

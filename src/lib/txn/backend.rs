@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::clock::Timestamp;
 use crate::fsm::{ApplyOutcome, Command, FsmError, Group};
-use crate::storage::{ScanPage, ScanRequest, VersionedValue};
+use crate::storage::{PointValue, ScanPage, ScanRequest};
 
 /// Errors a transaction can meet.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub trait KvBackend: Send + Sync + 'static {
     fn group(&self) -> &Group;
 
     /// Reads go to the local replica once `read_ts` has been obtained.
-    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<VersionedValue>, TxnError> {
+    fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<PointValue>, TxnError> {
         Ok(self.group().get(key, read_ts)?)
     }
 
@@ -47,7 +47,7 @@ pub trait KvBackend: Send + Sync + 'static {
         &self,
         keys: &[Vec<u8>],
         read_ts: Timestamp,
-    ) -> Result<Vec<Option<VersionedValue>>, TxnError> {
+    ) -> Result<Vec<Option<PointValue>>, TxnError> {
         Ok(self.group().multi_get(keys, read_ts)?)
     }
 
