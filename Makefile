@@ -40,6 +40,7 @@ test: lint unit
 bench: deps
 	@bash scripts/deps.sh bench
 	$(CARGO) bench --bench storage
+	$(CARGO) bench --bench storage_ratio
 	$(CARGO) build --release --bin elastickv --example snapshot_gen
 	bench/replication.sh
 	bench/redis.sh

@@ -5,57 +5,18 @@
 //! comparison runs without its newest-version cache; a separate group shows
 //! the same gets with it.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use elastickv::model::redis::{Body, layout};
-use elastickv::storage::{
-    Cf, Direction, GroupStore, Mutation, ScanRequest, StoreOptions, WriteIntent, encode_data_key,
-};
+use elastickv::storage::{Cf, GroupStore, Mutation, StoreOptions, WriteIntent, encode_data_key};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
-
-const KEYS: u64 = 100_000;
-const LOAD_TS: u64 = 100;
-const VALUE_LEN: usize = 100;
-
-fn user_key(i: u64) -> Vec<u8> {
-    format!("user{i:010}").into_bytes()
-}
-
-/// A store loaded with `KEYS` keys; `row_cache_bytes` 0 compares the
-/// RocksDB read path itself with raw RocksDB.
-fn setup(row_cache_bytes: usize) -> (tempfile::TempDir, GroupStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions {
-        sync_writes: false,
-        block_cache_bytes: 256 << 20,
-        create_if_missing: true,
-        row_cache_bytes,
-    };
-    let store = GroupStore::open(dir.path(), opts).unwrap();
-    let value = vec![7u8; VALUE_LEN];
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
-        let intent = WriteIntent {
-            start_ts: LOAD_TS - 1,
-            commit_ts: LOAD_TS,
-            mutations: chunk
-                .iter()
-                .map(|&i| Mutation::Put {
-                    key: user_key(i),
-                    value: value.clone(),
-                    expire_at: 0,
-                })
-                .collect(),
-            ..WriteIntent::default()
-        };
-        store.apply(&intent).unwrap();
-    }
-    store.db().flush_cf(store.cf(Cf::Data).unwrap()).unwrap();
-    (dir, store)
-}
+use rocksdb::{WriteBatch, WriteOptions};
+use support::*;
 
 fn benches(c: &mut Criterion) {
     let (_dir, store) = setup(0);
@@ -65,42 +26,25 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("point_get");
     g.bench_function("store", |b| {
-        b.iter(|| {
-            black_box(
-                store
-                    .get(&user_key(rng.random_range(0..KEYS)), 1_000)
-                    .unwrap(),
-            )
-        })
+        b.iter(|| store_point_get(&store, &user_key(rng.random_range(0..KEYS))))
     });
     g.bench_function("raw", |b| {
-        b.iter(|| {
-            let phys = encode_data_key(&user_key(rng.random_range(0..KEYS)), LOAD_TS);
-            black_box(db.get_pinned_cf(data, phys).unwrap().map(|v| v.len()))
-        })
+        b.iter(|| raw_point_get(&store, &user_key(rng.random_range(0..KEYS))))
     });
     g.finish();
 
     let mut g = c.benchmark_group("multi_get_32");
     g.bench_function("store", |b| {
         b.iter_batched(
-            || {
-                (0..32)
-                    .map(|_| user_key(rng.random_range(0..KEYS)))
-                    .collect::<Vec<_>>()
-            },
-            |keys| black_box(store.multi_get(&keys, 1_000).unwrap()),
+            || random_keys(&mut rng, 32),
+            |keys| store_multi_get(&store, &keys),
             BatchSize::SmallInput,
         )
     });
     g.bench_function("raw", |b| {
         b.iter_batched(
-            || {
-                (0..32)
-                    .map(|_| encode_data_key(&user_key(rng.random_range(0..KEYS)), LOAD_TS))
-                    .collect::<Vec<_>>()
-            },
-            |keys| black_box(db.batched_multi_get_cf(data, &keys, false).len()),
+            || physical_keys(&random_keys(&mut rng, 32)),
+            |physical| raw_multi_get(&store, &physical),
             BatchSize::SmallInput,
         )
     });
@@ -111,22 +55,12 @@ fn benches(c: &mut Criterion) {
     let (_cached_dir, cached) = setup(64 << 20);
     let mut g = c.benchmark_group("row_cache");
     g.bench_function("point_get", |b| {
-        b.iter(|| {
-            black_box(
-                cached
-                    .get(&user_key(rng.random_range(0..KEYS)), 1_000)
-                    .unwrap(),
-            )
-        })
+        b.iter(|| store_point_get(&cached, &user_key(rng.random_range(0..KEYS))))
     });
     g.bench_function("multi_get_32", |b| {
         b.iter_batched(
-            || {
-                (0..32)
-                    .map(|_| user_key(rng.random_range(0..KEYS)))
-                    .collect::<Vec<_>>()
-            },
-            |keys| black_box(cached.multi_get(&keys, 1_000).unwrap()),
+            || random_keys(&mut rng, 32),
+            |keys| store_multi_get(&cached, &keys),
             BatchSize::SmallInput,
         )
     });
@@ -135,35 +69,10 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("scan_1000");
     g.bench_function("store", |b| {
-        b.iter(|| {
-            let start = rng.random_range(0..KEYS - 1_000);
-            let req = ScanRequest {
-                start: user_key(start),
-                end: None,
-                read_ts: 1_000,
-                limit: 1_000,
-                direction: Direction::Forward,
-                resume: None,
-                keys_only: false,
-            };
-            black_box(store.scan(&req).unwrap().rows.len())
-        })
+        b.iter(|| store_scan(&store, rng.random_range(0..KEYS - 1_000)))
     });
     g.bench_function("raw", |b| {
-        b.iter(|| {
-            let start = rng.random_range(0..KEYS - 1_000);
-            let mut ro = ReadOptions::default();
-            ro.set_total_order_seek(true);
-            let mut it = db.raw_iterator_cf_opt(data, ro);
-            it.seek(encode_data_key(&user_key(start), LOAD_TS));
-            let mut rows = Vec::with_capacity(1_000);
-            while rows.len() < 1_000 {
-                let Some((k, v)) = it.item() else { break };
-                rows.push((k.to_vec(), v.to_vec()));
-                it.next();
-            }
-            black_box(rows.len())
-        })
+        b.iter(|| raw_scan(&store, rng.random_range(0..KEYS - 1_000)))
     });
     g.finish();
 
