@@ -199,7 +199,7 @@ impl GroupStore {
                 // version exactly (see `row_cache`).
                 let newest = match self.row_cache.get(&prefix) {
                     Some(cached) => (cached.ts > 0).then_some(cached.ts),
-                    None => newest_version_ts(it, &prefix)?,
+                    None => newest_version_ts(&self.db, it, &prefix)?,
                 };
                 if newest.is_some_and(|ts| ts > intent.start_ts) {
                     return Ok(Some(key.clone()));

@@ -139,7 +139,7 @@ mod tests {
     fn newest_ts_of(pool: &IterPool, db: &Arc<DB>, key: &[u8]) -> Option<u64> {
         let prefix = crate::storage::keys::encode_key_prefix(key);
         pool.with_point_iter(db, |it, _| {
-            crate::storage::reads::newest_version_ts(it, &prefix)
+            crate::storage::reads::newest_version_ts(db, it, &prefix)
         })
         .unwrap()
     }
@@ -174,7 +174,7 @@ mod tests {
                 pool.invalidate();
                 assert_ne!(view, pool.generation());
                 let prefix = crate::storage::keys::encode_key_prefix(b"k");
-                crate::storage::reads::newest_version_ts(it, &prefix)
+                crate::storage::reads::newest_version_ts(&db, it, &prefix)
             })
             .unwrap();
         assert_eq!(seen, Some(5), "the view is the one from before the write");
