@@ -198,14 +198,14 @@ impl GroupStore {
         seek.extend_from_slice(&keys::TERMINATOR);
         let prefix_len = seek.len();
         if !self.row_cache.enabled() {
-            return visible_at(&self.db, it, seek, prefix_len, read_ts);
+            return self.visible_at(it, seek, prefix_len, read_ts);
         }
         let cached = self.row_cache.get(seek);
         self.row_cache
             .record(cached.as_ref().is_some_and(|n| n.ts <= read_ts));
         if let Some(newest) = cached {
             if newest.ts > read_ts {
-                return visible_at(&self.db, it, seek, prefix_len, read_ts);
+                return self.visible_at(it, seek, prefix_len, read_ts);
             }
             let Some(stored) = newest.stored else {
                 return Ok(None);
@@ -218,9 +218,8 @@ impl GroupStore {
         if seek_gave_up(it) {
             // Rare (a long run of deleted entries): read it bounded, and
             // leave the cache alone.
-            let mut bounded = bounded_point_iter(&self.db, &seek[..prefix_len])?;
             seek.truncate(prefix_len);
-            return visible_at(&self.db, &mut bounded, seek, prefix_len, read_ts);
+            return self.visible_at_bounded(seek, read_ts);
         }
         let prefix = &seek[..prefix_len];
         let (ts, stored, found) = match current_version(it)? {
@@ -228,7 +227,7 @@ impl GroupStore {
                 check_version_key(key, prefix)?;
                 if ts > read_ts {
                     seek.truncate(prefix_len);
-                    return visible_at(&self.db, it, seek, prefix_len, read_ts);
+                    return self.visible_at(it, seek, prefix_len, read_ts);
                 }
                 let v = decode_value_ref(key, value)?;
                 let found = v.is_live_at(read_ts).then(|| point_value(ts, &v));
@@ -247,6 +246,48 @@ impl GroupStore {
                 .fill(prefix, newest, || self.point_iters.generation() == view);
         }
         Ok(found)
+    }
+
+    /// The live version visible at `read_ts` of the key whose prefix `seek`
+    /// holds (`prefix_len` bytes) on entry, read from the iterator.
+    fn visible_at(
+        &self,
+        it: &mut RawIter<'_>,
+        seek: &mut Vec<u8>,
+        prefix_len: usize,
+        read_ts: Timestamp,
+    ) -> Result<Option<PointValue>, StorageError> {
+        seek.extend_from_slice(&(!read_ts).to_be_bytes());
+        it.seek(&seek[..]);
+        if seek_gave_up(it) {
+            seek.truncate(prefix_len);
+            return self.visible_at_bounded(seek, read_ts);
+        }
+        let prefix = &seek[..prefix_len];
+        let Some((key, value, ts)) = current_version(it)? else {
+            return Ok(None);
+        };
+        if !key.starts_with(prefix) {
+            return Ok(None);
+        }
+        check_version_key(key, prefix)?;
+        let v = decode_value_ref(key, value)?;
+        Ok(v.is_live_at(read_ts).then(|| point_value(ts, &v)))
+    }
+
+    /// [`Self::visible_at`] on a new iterator bounded to the key whose
+    /// prefix `seek` holds, for a read whose pooled seek gave up. The new
+    /// view is taken after the caller's fence check, so the fence is
+    /// checked again: a compaction may have raised it past `read_ts` since.
+    fn visible_at_bounded(
+        &self,
+        seek: &mut Vec<u8>,
+        read_ts: Timestamp,
+    ) -> Result<Option<PointValue>, StorageError> {
+        let prefix_len = seek.len();
+        let mut bounded = bounded_point_iter(&self.db, seek)?;
+        self.check_read_ts(read_ts)?;
+        self.visible_at(&mut bounded, seek, prefix_len, read_ts)
     }
 
     /// Commit ts of the newest version of `key` of any kind (tombstones and
@@ -304,6 +345,9 @@ pub(crate) fn newest_version_ts(
 ) -> Result<Option<Timestamp>, StorageError> {
     it.seek(data_key_from_prefix(prefix, Timestamp::MAX));
     if seek_gave_up(it) {
+        // Unfenced, like every caller: write validation (under the apply
+        // mutex, which compaction's deletes also take) and
+        // `latest_commit_ts`.
         return newest_version_ts(db, &mut bounded_point_iter(db, prefix)?, prefix);
     }
     match current_version(it)? {
@@ -325,34 +369,6 @@ fn check_version_key(key: &[u8], prefix: &[u8]) -> Result<(), StorageError> {
         ));
     }
     Ok(())
-}
-
-/// The live version visible at `read_ts` of the key whose prefix `seek`
-/// holds (`prefix_len` bytes) on entry, read from the iterator.
-fn visible_at(
-    db: &DB,
-    it: &mut RawIter<'_>,
-    seek: &mut Vec<u8>,
-    prefix_len: usize,
-    read_ts: Timestamp,
-) -> Result<Option<PointValue>, StorageError> {
-    seek.extend_from_slice(&(!read_ts).to_be_bytes());
-    it.seek(&seek[..]);
-    if seek_gave_up(it) {
-        let mut bounded = bounded_point_iter(db, &seek[..prefix_len])?;
-        seek.truncate(prefix_len);
-        return visible_at(db, &mut bounded, seek, prefix_len, read_ts);
-    }
-    let prefix = &seek[..prefix_len];
-    let Some((key, value, ts)) = current_version(it)? else {
-        return Ok(None);
-    };
-    if !key.starts_with(prefix) {
-        return Ok(None);
-    }
-    check_version_key(key, prefix)?;
-    let v = decode_value_ref(key, value)?;
-    Ok(v.is_live_at(read_ts).then(|| point_value(ts, &v)))
 }
 
 fn scan_forward(it: &mut RawIter<'_>, req: &ScanRequest) -> Result<ScanPage, StorageError> {
