@@ -36,16 +36,23 @@ pub fn setup(row_cache_bytes: usize) -> (tempfile::TempDir, GroupStore) {
         row_cache_bytes,
     };
     let store = GroupStore::open(dir.path(), opts).unwrap();
-    let value = vec![7u8; VALUE_LEN];
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
+    load(&store, (0..KEYS).map(user_key), &[7u8; VALUE_LEN], LOAD_TS);
+    (dir, store)
+}
+
+/// Writes `value` under every key of `keys` at `commit_ts` (batches of
+/// 1 000), then flushes the data column family to files.
+pub fn load(store: &GroupStore, keys: impl Iterator<Item = Vec<u8>>, value: &[u8], commit_ts: u64) {
+    let keys: Vec<Vec<u8>> = keys.collect();
+    for chunk in keys.chunks(1000) {
         let intent = WriteIntent {
-            start_ts: LOAD_TS - 1,
-            commit_ts: LOAD_TS,
+            start_ts: commit_ts - 1,
+            commit_ts,
             mutations: chunk
                 .iter()
-                .map(|&i| Mutation::Put {
-                    key: user_key(i),
-                    value: value.clone(),
+                .map(|key| Mutation::Put {
+                    key: key.clone(),
+                    value: value.to_vec(),
                     expire_at: 0,
                 })
                 .collect(),
@@ -54,7 +61,6 @@ pub fn setup(row_cache_bytes: usize) -> (tempfile::TempDir, GroupStore) {
         store.apply(&intent).unwrap();
     }
     store.db().flush_cf(store.cf(Cf::Data).unwrap()).unwrap();
-    (dir, store)
 }
 
 pub fn random_keys(rng: &mut StdRng, n: usize) -> Vec<Vec<u8>> {
