@@ -193,15 +193,6 @@ impl RowCache {
         Some(slot.newest.clone())
     }
 
-    /// The commit ts of the cached newest version of the key with `prefix`
-    /// (0: the key has no version), without copying the value.
-    pub fn newest_ts(&self, prefix: &[u8]) -> Option<Timestamp> {
-        let mut shard = self.shard(prefix)?.lock();
-        let slot = shard.map.get_mut(prefix)?;
-        slot.used = true;
-        Some(slot.newest.ts)
-    }
-
     /// A reader's answer: installed only while `view_is_current()` holds
     /// (checked under the shard lock) and no newer entry is present.
     pub fn fill(&self, prefix: &[u8], newest: Newest, view_is_current: impl FnOnce() -> bool) {

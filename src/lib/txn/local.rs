@@ -45,7 +45,6 @@ pub fn stamp_commit_ts(command: Command, ts: Timestamp) -> Command {
             read_keys,
             read_ranges,
             mutations,
-            chain,
             ..
         } => Command::Txn {
             start_ts,
@@ -53,7 +52,6 @@ pub fn stamp_commit_ts(command: Command, ts: Timestamp) -> Command {
             read_keys,
             read_ranges,
             mutations,
-            chain,
         },
         other => other,
     }

@@ -9,31 +9,20 @@
 //! counter) and many small writes both cost one commit per round, not per
 //! command; while one round waits for its fsync the next one is built.
 //!
-//! Rounds are pipelined even on one hot key: on the leader, a round that
-//! shares keys with the round in flight is chained after it — it waits
-//! until that round is stamped and queued for replication, then executes
-//! reading the store with the predecessor's writes on top, and commits
-//! strictly after it (`Txn::chained`; the group refuses it unless the
-//! predecessor committed at its stamp and nothing else changed what it
-//! read). So the next round executes while the previous one is replicated
-//! and applied, instead of after it.
-//!
 //! Invariants:
 //! * A job is one connection's run of commands, executed in its order;
 //!   jobs of one round are serialised in queue order, and all of a round's
 //!   effects take place at its commit, between each job's submission and
-//!   its replies — a valid linearisation. A chained round commits after
-//!   its predecessor, and sees exactly its writes.
-//! * Two rounds in flight share a Redis key only when the later one is
-//!   chained after the earlier; otherwise a job naming a key that a round
-//!   in flight holds waits for a later round. A job with a keyless command
-//!   (FLUSHALL ...) runs alone, once nothing is in flight. Anything the key
-//!   lists miss is still caught by the transactions' own validation.
+//!   its replies — a valid linearisation.
+//! * Rounds in flight never share a Redis key: a job naming a key that a
+//!   round in flight holds waits for a later round (so this node's rounds
+//!   do not conflict with each other, and a hot key still commits once per
+//!   round). A job with a keyless command (FLUSHALL ...) runs alone, once
+//!   nothing is in flight. Anything the key lists miss is still caught by
+//!   the transactions' own validation.
 //! * A round that fails as a whole (too many conflicts with other nodes'
 //!   or MULTI/Lua transactions, a refused key, an unavailable leader) is
-//!   re-run job by job, so one job's failure is reported to that job only;
-//!   a chained round whose predecessor failed fails its first attempt and
-//!   is retried unchained.
+//!   re-run job by job, so one job's failure is reported to that job only.
 //! * The task holds only a weak reference to the executor and ends when the
 //!   executor is dropped (its queue's sender goes with it) and its rounds
 //!   are done.
@@ -42,13 +31,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::{RedisExecutor, RoundChain, dispatch};
+use super::{RedisExecutor, dispatch};
 use crate::api::redis::args::Command;
 use crate::api::redis::reply::{Protocol, Reply};
-use crate::txn::{ChainLink, KvBackend};
+use crate::txn::KvBackend;
 
 /// Most commands in one round (a round is one Raft entry).
 const ROUND_MAX_COMMANDS: usize = 4096;
@@ -172,42 +161,13 @@ enum RoundKeys {
     Keys(Vec<Bytes>),
 }
 
-/// How far a round in flight has got, for a round chained after it.
-#[derive(Clone)]
-enum Progress {
-    /// Executing, or not yet stamped.
-    Running,
-    /// Stamped and queued for replication, with its writes.
-    Proposed(Arc<ChainLink>),
-    /// Finished, or will never be stamped on this node.
-    Done,
-}
-
-/// The predecessor's writes once it is stamped; `None` when it finished
-/// first (its effects are then in the store, or never will be).
-async fn predecessor_link(mut progress: watch::Receiver<Progress>) -> Option<Arc<ChainLink>> {
-    loop {
-        match &*progress.borrow_and_update() {
-            Progress::Running => {}
-            Progress::Proposed(link) => return Some(link.clone()),
-            Progress::Done => return None,
-        }
-        if progress.changed().await.is_err() {
-            return None;
-        }
-    }
-}
-
 async fn run_rounds<B: KvBackend>(
     executor: Weak<RedisExecutor<B>>,
     mut queue: mpsc::UnboundedReceiver<WriteJob>,
 ) {
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut busy = BusyKeys::default();
-    let mut rounds: JoinSet<(u64, RoundKeys)> = JoinSet::new();
-    // The progress of each round in flight, by round number.
-    let mut progress: HashMap<u64, watch::Receiver<Progress>> = HashMap::new();
-    let mut next_round = 0u64;
+    let mut rounds: JoinSet<RoundKeys> = JoinSet::new();
     let mut open = true;
     loop {
         while open {
@@ -218,32 +178,17 @@ async fn run_rounds<B: KvBackend>(
             }
         }
         let round = if rounds.len() < ROUNDS_IN_FLIGHT {
-            let Some(exec) = executor.upgrade() else {
-                return;
-            };
-            // The one round in flight, if a new round may chain after it.
-            let chainable = match (rounds.len(), exec.backend.stamps_locally()) {
-                (1, true) => progress.values().next().cloned(),
-                _ => None,
-            };
-            take_round(
-                &mut waiting,
-                &mut busy,
-                rounds.is_empty(),
-                chainable.is_some(),
-            )
-            .map(|(round, keys, shares)| (exec, round, keys, chainable.filter(|_| shares)))
+            take_round(&mut waiting, &mut busy, rounds.is_empty())
         } else {
             None
         };
-        if let Some((exec, round, keys, after)) = round {
-            let id = next_round;
-            next_round += 1;
-            let (tx, rx) = watch::channel(Progress::Running);
-            progress.insert(id, rx);
+        if let Some((round, keys)) = round {
+            let Some(exec) = executor.upgrade() else {
+                return;
+            };
             rounds.spawn(async move {
-                run_round(&exec, round, after, tx).await;
-                (id, keys)
+                run_round(&exec, round).await;
+                keys
             });
             continue;
         }
@@ -254,16 +199,12 @@ async fn run_rounds<B: KvBackend>(
                 None => open = false,
             },
             Some(done) = rounds.join_next(), if !rounds.is_empty() => match done {
-                Ok((id, keys)) => {
-                    progress.remove(&id);
-                    busy.release(keys);
-                }
+                Ok(keys) => busy.release(keys),
                 // A panicking round lost its keys' bookkeeping: start over
                 // only once every other round is done.
                 Err(_) => {
                     while rounds.join_next().await.is_some() {}
                     busy = BusyKeys::default();
-                    progress.clear();
                 }
             },
             else => return,
@@ -279,16 +220,13 @@ impl Waiting {
 }
 
 /// The next round: waiting jobs in arrival order whose keys no round in
-/// flight holds (or any keys, when the round may chain after the one round
-/// in flight), up to the round limits; also whether it shares a key with a
-/// round in flight. A keyless job runs alone once nothing is in flight, and
-/// nothing overtakes it meanwhile.
+/// flight holds, up to the round limits. A keyless job runs alone once
+/// nothing is in flight, and nothing overtakes it meanwhile.
 fn take_round(
     waiting: &mut VecDeque<Waiting>,
     busy: &mut BusyKeys,
     idle: bool,
-    may_chain: bool,
-) -> Option<(Vec<WriteJob>, RoundKeys, bool)> {
+) -> Option<(Vec<WriteJob>, RoundKeys)> {
     if busy.exclusive {
         return None;
     }
@@ -300,12 +238,11 @@ fn take_round(
         }
         let front = waiting.pop_front()?;
         busy.exclusive = true;
-        return Some((vec![front.job], RoundKeys::Exclusive, false));
+        return Some((vec![front.job], RoundKeys::Exclusive));
     }
     let mut round = Vec::new();
     let mut round_keys: Vec<Bytes> = Vec::new();
     let (mut commands, mut bytes) = (0usize, 0usize);
-    let mut shares = false;
     let mut i = 0;
     while i < waiting.len() && commands < ROUND_MAX_COMMANDS && bytes < ROUND_MAX_BYTES {
         let Some(keys) = waiting[i].keys.as_deref() else {
@@ -314,12 +251,10 @@ fn take_round(
         };
         let fits =
             round.is_empty() || commands + waiting[i].job.commands.len() <= ROUND_MAX_COMMANDS;
-        let overlaps = busy.overlaps(keys);
-        if !fits || (overlaps && !may_chain) {
+        if !fits || busy.overlaps(keys) {
             i += 1;
             continue;
         }
-        shares |= overlaps;
         let Some(item) = waiting.remove(i) else {
             break;
         };
@@ -332,47 +267,28 @@ fn take_round(
         return None;
     }
     busy.add(&round_keys);
-    Some((round, RoundKeys::Keys(round_keys), shares))
+    Some((round, RoundKeys::Keys(round_keys)))
 }
 
-/// Runs one round as one transaction, chained after the round whose
-/// progress is `after` (if any), publishing its own progress to `progress`.
-async fn run_round<B: KvBackend>(
-    exec: &Arc<RedisExecutor<B>>,
-    round: Vec<WriteJob>,
-    after: Option<watch::Receiver<Progress>>,
-    progress: watch::Sender<Progress>,
-) {
-    let progress = Arc::new(progress);
-    let chain = RoundChain {
-        after: match after {
-            Some(after) => predecessor_link(after).await,
-            None => None,
-        },
-        publish: {
-            let progress = progress.clone();
-            Arc::new(move |link| {
-                progress.send_replace(Progress::Proposed(link));
-            })
-        },
-    };
-    let reply = exec
-        .run_chained_txn(Protocol::Resp2, Some(&chain), |ctx| {
-            let mut per_job = Vec::with_capacity(round.len());
-            for job in &round {
-                ctx.protocol = job.protocol;
-                let mut replies = Vec::with_capacity(job.commands.len());
-                for command in &job.commands {
-                    replies.push(dispatch::run(ctx, command)?);
+async fn run_round<B: KvBackend>(exec: &Arc<RedisExecutor<B>>, round: Vec<WriteJob>) {
+    if round.len() > 1 {
+        let reply = exec
+            .run_txn(None, |ctx| {
+                let mut per_job = Vec::with_capacity(round.len());
+                for job in &round {
+                    ctx.protocol = job.protocol;
+                    let mut replies = Vec::with_capacity(job.commands.len());
+                    for command in &job.commands {
+                        replies.push(dispatch::run(ctx, command)?);
+                    }
+                    per_job.push(Reply::Array(replies));
                 }
-                per_job.push(Reply::Array(replies));
-            }
-            Ok(Reply::Array(per_job))
-        })
-        .await;
-    progress.send_replace(Progress::Done);
-    let failure = match reply {
-        Reply::Array(per_job) if per_job.len() == round.len() => {
+                Ok(Reply::Array(per_job))
+            })
+            .await;
+        if let Reply::Array(per_job) = reply
+            && per_job.len() == round.len()
+        {
             for (job, replies) in round.into_iter().zip(per_job) {
                 let replies = match replies {
                     Reply::Array(replies) => replies,
@@ -382,15 +298,6 @@ async fn run_round<B: KvBackend>(
             }
             return;
         }
-        failure => failure,
-    };
-    if let [job] = round.as_slice() {
-        // Nothing to separate: the job's own transaction failed.
-        let replies = vec![failure; job.commands.len()];
-        if let Some(job) = round.into_iter().next() {
-            let _ = job.reply.send(replies);
-        }
-        return;
     }
     for job in round {
         let replies = exec.run_in_one_txn(job.protocol, &job.commands).await;
@@ -443,7 +350,7 @@ mod tests {
         .into_iter()
         .collect();
         let mut busy = BusyKeys::default();
-        let (first, first_keys, _) = take_round(&mut waiting, &mut busy, true, false).unwrap();
+        let (first, first_keys) = take_round(&mut waiting, &mut busy, true).unwrap();
         assert_eq!(
             first_args(&first),
             ["a", "b", "a"],
@@ -457,32 +364,14 @@ mod tests {
             job(&[&["LPUSH", "a", "x"]]),
             job(&[&["SET", "e", "1"]]),
         ]);
-        let (second, second_keys, _) = take_round(&mut waiting, &mut busy, false, false).unwrap();
+        let (second, second_keys) = take_round(&mut waiting, &mut busy, false).unwrap();
         assert_eq!(first_args(&second), ["d", "e"], "jobs on busy keys wait");
-        assert!(take_round(&mut waiting, &mut busy, false, false).is_none());
+        assert!(take_round(&mut waiting, &mut busy, false).is_none());
 
         busy.release(first_keys);
-        let (third, _, _) = take_round(&mut waiting, &mut busy, false, false).unwrap();
+        let (third, _) = take_round(&mut waiting, &mut busy, false).unwrap();
         assert_eq!(first_args(&third), ["c", "a"], "in arrival order once free");
         busy.release(second_keys);
-    }
-
-    #[test]
-    fn a_round_that_may_chain_takes_jobs_on_busy_keys_and_says_so() {
-        let mut waiting: VecDeque<Waiting> =
-            [job(&[&["HSET", "h", "f", "1"]])].into_iter().collect();
-        let mut busy = BusyKeys::default();
-        let (_, first_keys, shares) = take_round(&mut waiting, &mut busy, true, false).unwrap();
-        assert!(!shares);
-        waiting.extend([job(&[&["HSET", "h", "g", "2"]]), job(&[&["SET", "x", "1"]])]);
-        let (second, _, shares) = take_round(&mut waiting, &mut busy, false, true).unwrap();
-        assert_eq!(first_args(&second), ["h", "x"], "the hot key joins at once");
-        assert!(shares);
-        busy.release(first_keys);
-        waiting.extend([job(&[&["SET", "y", "1"]])]);
-        let (third, _, shares) = take_round(&mut waiting, &mut busy, false, true).unwrap();
-        assert_eq!(first_args(&third), ["y"]);
-        assert!(!shares, "no key in common with the round in flight");
     }
 
     #[test]
@@ -495,18 +384,18 @@ mod tests {
         .into_iter()
         .collect();
         let mut busy = BusyKeys::default();
-        let (first, first_keys, _) = take_round(&mut waiting, &mut busy, true, false).unwrap();
+        let (first, first_keys) = take_round(&mut waiting, &mut busy, true).unwrap();
         assert_eq!(first.len(), 1, "stops before the keyless job");
         assert!(
-            take_round(&mut waiting, &mut busy, false, false).is_none(),
+            take_round(&mut waiting, &mut busy, false).is_none(),
             "the keyless job waits for the round in flight, and b behind it"
         );
         busy.release(first_keys);
-        let (flush, flush_keys, _) = take_round(&mut waiting, &mut busy, true, false).unwrap();
+        let (flush, flush_keys) = take_round(&mut waiting, &mut busy, true).unwrap();
         assert_eq!(flush[0].commands[0].name(), "FLUSHALL");
-        assert!(take_round(&mut waiting, &mut busy, false, false).is_none());
+        assert!(take_round(&mut waiting, &mut busy, false).is_none());
         busy.release(flush_keys);
-        let (last, _, _) = take_round(&mut waiting, &mut busy, true, false).unwrap();
+        let (last, _) = take_round(&mut waiting, &mut busy, true).unwrap();
         assert_eq!(first_args(&last), ["b"]);
     }
 }
