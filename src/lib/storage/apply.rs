@@ -197,8 +197,8 @@ impl GroupStore {
                 let prefix = keys::encode_key_prefix(key);
                 // Under the apply mutex a cached entry is the key's newest
                 // version exactly (see `row_cache`).
-                let newest = match self.row_cache.get(&prefix) {
-                    Some(cached) => (cached.ts > 0).then_some(cached.ts),
+                let newest = match self.row_cache.newest_ts(&prefix) {
+                    Some(ts) => (ts > 0).then_some(ts),
                     None => newest_version_ts(&self.db, it, &prefix)?,
                 };
                 if newest.is_some_and(|ts| ts > intent.start_ts) {

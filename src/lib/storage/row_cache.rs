@@ -193,6 +193,16 @@ impl RowCache {
         Some(slot.newest.clone())
     }
 
+    /// The commit ts of the cached newest version of the key with `prefix`
+    /// (0: the key has no version), without copying the value: all that
+    /// write validation needs.
+    pub fn newest_ts(&self, prefix: &[u8]) -> Option<Timestamp> {
+        let mut shard = self.shard(prefix)?.lock();
+        let slot = shard.map.get_mut(prefix)?;
+        slot.used = true;
+        Some(slot.newest.ts)
+    }
+
     /// A reader's answer: installed only while `view_is_current()` holds
     /// (checked under the shard lock) and no newer entry is present.
     pub fn fill(&self, prefix: &[u8], newest: Newest, view_is_current: impl FnOnce() -> bool) {
@@ -285,6 +295,8 @@ mod tests {
         cache.install(b"k", 20, b"new");
         cache.fill(b"k", value(10, b"old"), || true);
         assert_eq!(cache.get(b"k"), Some(value(20, b"new")));
+        assert_eq!(cache.newest_ts(b"k"), Some(20));
+        assert_eq!(cache.newest_ts(b"absent"), None);
         cache.fill(b"j", value(10, b"old"), || false);
         assert_eq!(cache.get(b"j"), None, "a view from before a write");
         cache.fill(b"j", value(10, b"v"), || true);
