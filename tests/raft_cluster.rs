@@ -312,6 +312,45 @@ async fn transport_refuses_calls_without_the_cluster_token() {
             .iter()
             .any(|f| f.name() == "elastickv_raft_group_starts_total")
     );
+    // So is where the Ready rounds' time went: the write was appended and
+    // applied, each step timed and its entries counted.
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    };
+    for name in [
+        "elastickv_raft_log_append_duration_seconds",
+        "elastickv_raft_apply_duration_seconds",
+    ] {
+        let timed = family(name).get_metric()[0]
+            .get_histogram()
+            .get_sample_count();
+        assert!(timed >= 1, "{name}: {timed} samples");
+    }
+    for family_name in [
+        "elastickv_raft_step_entries_total",
+        "elastickv_raft_thread_cpu_seconds_total",
+    ] {
+        let steps: Vec<String> = family(family_name)
+            .get_metric()
+            .iter()
+            .flat_map(|m| m.get_label().iter())
+            .filter(|l| l.name() == "step")
+            .map(|l| l.value().to_string())
+            .collect();
+        assert!(
+            steps.contains(&"log_append".to_string()) && steps.contains(&"apply".to_string()),
+            "{family_name} steps {steps:?}"
+        );
+    }
+    let entries: f64 = family("elastickv_raft_step_entries_total")
+        .get_metric()
+        .iter()
+        .map(|m| m.get_counter().get_value())
+        .sum();
+    assert!(entries >= 2.0, "entries appended and applied: {entries}");
     assert!(node.group.leadership().borrow().is_leader);
     node.node.shutdown().await;
 }

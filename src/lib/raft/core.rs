@@ -97,6 +97,20 @@ pub trait ReadySink {
     /// Results of proposals just applied (the state machine and `core`
     /// already reflect them), before the round persists new entries.
     fn applied(&mut self, core: &GroupCore, events: Vec<Event>);
+    /// `step` of the round begins. The core keeps no clock: a driver that
+    /// measures where a round's time goes times the steps itself.
+    fn step_started(&mut self, _step: ReadyStep) {}
+    /// `step` ended after handling `entries` log entries.
+    fn step_ended(&mut self, _step: ReadyStep, _entries: usize) {}
+}
+
+/// The steps of a Ready round a driver may time (see [`ReadySink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyStep {
+    /// Writing new log entries and making them durable.
+    LogAppend,
+    /// Applying committed entries to the state machine.
+    Apply,
 }
 
 /// A sink that keeps everything for the round's output.
@@ -813,18 +827,18 @@ impl GroupCore {
         let committed = rd.take_committed_entries();
         if self.is_leader() {
             // Answer what is committed before this round's log fsync.
-            if !self.apply_entries(committed, now)? {
+            if !self.apply_timed(committed, now, sink)? {
                 return Ok(());
             }
             self.answer_applied(sink);
-            self.node.mut_store().append(rd.entries(), rd.hs())?;
+            self.append_timed(&rd, sink)?;
             send_persisted(&mut rd, sink);
         } else {
             // The leader waits for this node's acknowledgement: it leaves
             // as soon as the entries are durable, before the apply.
-            self.node.mut_store().append(rd.entries(), rd.hs())?;
+            self.append_timed(&rd, sink)?;
             send_persisted(&mut rd, sink);
-            if !self.apply_entries(committed, now)? {
+            if !self.apply_timed(committed, now, sink)? {
                 return Ok(());
             }
         }
@@ -843,12 +857,47 @@ impl GroupCore {
         }
         out.messages.extend(light.take_messages());
         let committed = light.take_committed_entries();
-        if !self.apply_entries(committed, now)? {
+        if !self.apply_timed(committed, now, sink)? {
             return Ok(());
         }
         self.node.advance_apply();
         self.publish_leadership();
         Ok(())
+    }
+
+    /// Persists the Ready's new entries and hard state, telling `sink` when
+    /// entries are written.
+    fn append_timed(
+        &mut self,
+        rd: &::raft::Ready,
+        sink: &mut dyn ReadySink,
+    ) -> Result<(), RaftError> {
+        let entries = rd.entries().len();
+        if entries > 0 {
+            sink.step_started(ReadyStep::LogAppend);
+        }
+        let appended = self.node.mut_store().append(rd.entries(), rd.hs());
+        if entries > 0 {
+            sink.step_ended(ReadyStep::LogAppend, entries);
+        }
+        appended
+    }
+
+    /// [`GroupCore::apply_entries`], telling `sink` when there are entries.
+    fn apply_timed(
+        &mut self,
+        entries: Vec<Entry>,
+        now: Duration,
+        sink: &mut dyn ReadySink,
+    ) -> Result<bool, RaftError> {
+        if entries.is_empty() {
+            return self.apply_entries(entries, now);
+        }
+        let count = entries.len();
+        sink.step_started(ReadyStep::Apply);
+        let applied = self.apply_entries(entries, now);
+        sink.step_ended(ReadyStep::Apply, count);
+        applied
     }
 
     /// Hands the proposal results gathered so far to the sink.

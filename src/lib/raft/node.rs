@@ -24,12 +24,12 @@ use tokio::sync::{oneshot, watch};
 use crate::raft::auth::TokenInterceptor;
 use crate::raft::config::GroupConfig;
 use crate::raft::core::{
-    Applied, Bootstrap, Event, GroupCore, Membership, ReadySink, SnapshotTicket,
+    Applied, Bootstrap, Event, GroupCore, Membership, ReadySink, ReadyStep, SnapshotTicket,
 };
 use crate::raft::envelope::RequestTag;
 use crate::raft::error::RaftError;
 use crate::raft::lease::LeaseGate;
-use crate::raft::metrics::RaftMetrics;
+use crate::raft::metrics::{RaftMetrics, StepMetrics};
 use crate::raft::snapfile;
 use crate::raft::state_machine::{SmError, StateMachine};
 use crate::raft::status::{GroupStatus, Leadership};
@@ -246,6 +246,7 @@ impl RaftNode {
             transport: self.transport.clone(),
             status,
             leader_tx,
+            steps: self.metrics.steps(group_id),
             metrics: self.metrics.clone(),
             epoch,
             gate,
@@ -402,6 +403,7 @@ struct Driver {
     status: Arc<Mutex<GroupStatus>>,
     leader_tx: watch::Sender<Leadership>,
     metrics: RaftMetrics,
+    steps: StepMetrics,
     epoch: Instant,
     gate: Arc<LeaseGate>,
     next_id: u64,
@@ -455,8 +457,28 @@ struct DriverSink<'d> {
     transport: &'d Arc<Transport>,
     gate: &'d LeaseGate,
     metrics: &'d RaftMetrics,
+    steps: &'d StepMetrics,
+    /// When the step in progress began: wall clock, thread CPU time.
+    step_began: Option<(Instant, Duration)>,
     status: &'d Mutex<GroupStatus>,
     proposals: &'d mut HashMap<u64, (Reply<Applied>, Instant)>,
+}
+
+/// CPU time the calling thread has used so far (zero where the clock is
+/// unavailable, which only makes the CPU counters read low).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the whole call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Duration::new(secs, nanos)
 }
 
 impl ReadySink for DriverSink<'_> {
@@ -475,6 +497,17 @@ impl ReadySink for DriverSink<'_> {
             if let Event::Proposal { tag, result } = ev {
                 answer_proposal(self.proposals, tag, result);
             }
+        }
+    }
+
+    fn step_started(&mut self, _step: ReadyStep) {
+        self.step_began = Some((Instant::now(), thread_cpu_time()));
+    }
+
+    fn step_ended(&mut self, step: ReadyStep, entries: usize) {
+        if let Some((wall, cpu)) = self.step_began.take() {
+            let cpu = thread_cpu_time().saturating_sub(cpu);
+            self.steps.observe(step, wall.elapsed(), cpu, entries);
         }
     }
 }
@@ -684,6 +717,8 @@ impl Driver {
             transport: &self.transport,
             gate: &self.gate,
             metrics: &self.metrics,
+            steps: &self.steps,
+            step_began: None,
             status: &self.status,
             proposals: &mut self.proposals,
         };

@@ -234,22 +234,35 @@ impl RowCache {
     /// Only keys already cached are updated: rows that nobody reads (list
     /// items, index rows) are not copied in on every write, and the
     /// writer — the Raft apply thread — does no more than it must.
+    ///
+    /// It runs on the Raft apply thread for every cached key a write
+    /// touches, so it looks the key up once and overwrites the cached value
+    /// in place when the new one has the same length (an overwritten
+    /// counter, hash field or string of fixed size), instead of hashing the
+    /// key again and allocating a new value.
     pub fn install(&self, prefix: &[u8], ts: Timestamp, stored: &[u8]) {
         let Some(shard) = self.shard(prefix) else {
             return;
         };
-        let mut shard = shard.lock();
-        if !shard.map.contains_key(prefix) {
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
+        let Some(slot) = shard.map.get_mut(prefix) else {
             return;
-        }
+        };
         if stored.len() > MAX_CACHED_VALUE {
             shard.remove(prefix);
-        } else {
-            let newest = Newest {
-                ts,
-                stored: Some(stored.into()),
-            };
-            shard.put(prefix, newest, self.shard_budget);
+            return;
+        }
+        let before = charge(prefix, &slot.newest);
+        match &mut slot.newest.stored {
+            Some(cached) if cached.len() == stored.len() => cached.copy_from_slice(stored),
+            cached => *cached = Some(stored.into()),
+        }
+        slot.newest.ts = ts;
+        slot.used = true;
+        shard.bytes = shard.bytes - before + charge(prefix, &slot.newest);
+        if shard.bytes > self.shard_budget {
+            shard.sweep(self.shard_budget);
         }
     }
 
@@ -303,6 +316,24 @@ mod tests {
         assert_eq!(cache.get(b"j"), Some(value(10, b"v")));
         cache.forget(b"j");
         assert_eq!(cache.get(b"j"), None);
+    }
+
+    #[test]
+    fn install_overwrites_in_place_and_keeps_the_byte_count_true() {
+        let cache = RowCache::new(1 << 20);
+        cache.fill(b"k", value(1, b"aaaa"), || true);
+        let start = cache.bytes();
+        cache.install(b"k", 2, b"bbbb");
+        assert_eq!(cache.get(b"k"), Some(value(2, b"bbbb")), "same length");
+        assert_eq!(cache.bytes(), start);
+        cache.install(b"k", 3, b"cccccccc");
+        assert_eq!(cache.get(b"k"), Some(value(3, b"cccccccc")), "longer");
+        assert_eq!(cache.bytes(), start + 4);
+        cache.install(b"k", 4, b"d");
+        assert_eq!(cache.get(b"k"), Some(value(4, b"d")), "shorter");
+        assert_eq!(cache.bytes(), start - 3);
+        cache.forget(b"k");
+        assert_eq!(cache.bytes(), 0);
     }
 
     #[test]

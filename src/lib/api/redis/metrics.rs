@@ -1,8 +1,9 @@
 //! Prometheus metrics of the Redis front end: connected clients, commands
 //! processed by name, error replies by code word, refused or dropped
-//! connections by reason.
+//! connections by reason, and the write combiner's rounds (commands per
+//! round, time from a round's start to its replies).
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The front end's counters; cheap to clone (shared handles).
 #[derive(Debug, Clone)]
@@ -15,6 +16,11 @@ pub struct RedisMetrics {
     pub errors: IntCounterVec,
     /// Connections refused or closed by the server, by reason.
     pub disconnects: IntCounterVec,
+    /// Commands carried by each write-combiner round (one Raft proposal).
+    pub write_round_commands: Histogram,
+    /// Time from a combined round's start to its replies: execution,
+    /// replication and apply.
+    pub write_round_seconds: Histogram,
 }
 
 impl RedisMetrics {
@@ -43,12 +49,29 @@ impl RedisMetrics {
                 ),
                 &["reason"],
             )?,
+            write_round_commands: Histogram::with_opts(
+                HistogramOpts::new(
+                    "elastickv_redis_write_round_commands",
+                    "Commands carried by each write-combiner round (one Raft proposal)",
+                )
+                .buckets(prometheus::exponential_buckets(1.0, 2.0, 14)?),
+            )?,
+            write_round_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "elastickv_redis_write_round_duration_seconds",
+                    "Time from a write-combiner round's start to its replies \
+                     (execution, replication, apply)",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_1, 2.0, 16)?),
+            )?,
         };
         if let Some(registry) = registry {
             registry.register(Box::new(metrics.connected_clients.clone()))?;
             registry.register(Box::new(metrics.commands.clone()))?;
             registry.register(Box::new(metrics.errors.clone()))?;
             registry.register(Box::new(metrics.disconnects.clone()))?;
+            registry.register(Box::new(metrics.write_round_commands.clone()))?;
+            registry.register(Box::new(metrics.write_round_seconds.clone()))?;
         }
         Ok(metrics)
     }
@@ -80,9 +103,13 @@ mod tests {
         metrics.command("get");
         metrics.error("WRONGTYPE");
         metrics.connected_clients.inc();
+        metrics.write_round_commands.observe(208.0);
+        metrics.write_round_seconds.observe(0.002);
         let families = registry.gather();
-        assert_eq!(families.len(), 3, "disconnects has no sample yet");
+        assert_eq!(families.len(), 5, "disconnects has no sample yet");
         assert_eq!(metrics.commands.with_label_values(&["get"]).get(), 1);
+        assert_eq!(metrics.write_round_commands.get_sample_count(), 1);
+        assert_eq!(metrics.write_round_commands.get_sample_sum(), 208.0);
         assert!(
             RedisMetrics::new(Some(&registry)).is_err(),
             "double registration is refused"

@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 
 use super::{RedisExecutor, dispatch};
 use crate::api::redis::args::Command;
+use crate::api::redis::metrics::RedisMetrics;
 use crate::api::redis::reply::{Protocol, Reply};
 use crate::txn::KvBackend;
 
@@ -61,6 +62,8 @@ pub(crate) struct WriteJob {
 pub(crate) struct Combiner<B: KvBackend> {
     executor: Weak<RedisExecutor<B>>,
     queue: OnceLock<mpsc::UnboundedSender<WriteJob>>,
+    /// Where rounds are reported (the first listener's metrics).
+    metrics: Arc<OnceLock<RedisMetrics>>,
 }
 
 impl<B: KvBackend> Combiner<B> {
@@ -68,7 +71,13 @@ impl<B: KvBackend> Combiner<B> {
         Combiner {
             executor,
             queue: OnceLock::new(),
+            metrics: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Reports rounds to `metrics` from now on (the first call wins).
+    pub(crate) fn observe_with(&self, metrics: &RedisMetrics) {
+        let _ = self.metrics.set(metrics.clone());
     }
 
     /// Runs `commands` in the next round; one reply per command.
@@ -87,7 +96,7 @@ impl<B: KvBackend> Combiner<B> {
         };
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run_rounds(self.executor.clone(), rx));
+            tokio::spawn(run_rounds(self.executor.clone(), rx, self.metrics.clone()));
             tx
         });
         if queue.send(job).is_err() {
@@ -164,6 +173,7 @@ enum RoundKeys {
 async fn run_rounds<B: KvBackend>(
     executor: Weak<RedisExecutor<B>>,
     mut queue: mpsc::UnboundedReceiver<WriteJob>,
+    metrics: Arc<OnceLock<RedisMetrics>>,
 ) {
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut busy = BusyKeys::default();
@@ -186,8 +196,17 @@ async fn run_rounds<B: KvBackend>(
             let Some(exec) = executor.upgrade() else {
                 return;
             };
+            let metrics = metrics.get().cloned();
             rounds.spawn(async move {
+                let started = std::time::Instant::now();
+                let commands = round.iter().map(|job| job.commands.len()).sum::<usize>();
                 run_round(&exec, round).await;
+                if let Some(metrics) = metrics {
+                    metrics.write_round_commands.observe(commands as f64);
+                    metrics
+                        .write_round_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
                 keys
             });
             continue;

@@ -367,6 +367,7 @@ impl<B: KvBackend> CommandExecutor for RedisExecutor<B> {
     }
 
     fn attach_listener(&self, context: &Arc<ServerContext>) {
+        self.combiner.observe_with(&context.metrics);
         let mut listeners = self.listeners.lock();
         listeners.retain(|listener| listener.strong_count() > 0);
         listeners.push(Arc::downgrade(context));
