@@ -70,12 +70,12 @@ fn charge(prefix: &[u8], newest: &Newest) -> usize {
 impl Shard {
     fn put(&mut self, prefix: &[u8], newest: Newest, budget: usize) {
         let cost = charge(prefix, &newest);
-        if let Some(slot) = self.map.get_mut(prefix) {
-            self.bytes = self.bytes - charge(prefix, &slot.newest) + cost;
+        let before = if let Some(slot) = self.map.get_mut(prefix) {
+            let before = charge(prefix, &slot.newest);
             slot.newest = newest;
             slot.used = true;
+            before
         } else {
-            self.bytes += cost;
             self.map.insert(
                 prefix.into(),
                 Slot {
@@ -83,7 +83,15 @@ impl Shard {
                     used: false,
                 },
             );
-        }
+            0
+        };
+        self.recharge(before, cost, budget);
+    }
+
+    /// An entry charged `before` bytes now costs `after`; sweeps when the
+    /// shard went over `budget`.
+    fn recharge(&mut self, before: usize, after: usize, budget: usize) {
+        self.bytes = self.bytes - before + after;
         if self.bytes > budget {
             self.sweep(budget);
         }
@@ -260,10 +268,8 @@ impl RowCache {
         }
         slot.newest.ts = ts;
         slot.used = true;
-        shard.bytes = shard.bytes - before + charge(prefix, &slot.newest);
-        if shard.bytes > self.shard_budget {
-            shard.sweep(self.shard_budget);
-        }
+        let after = charge(prefix, &slot.newest);
+        shard.recharge(before, after, self.shard_budget);
     }
 
     /// Forgets the key with `prefix`.
