@@ -557,6 +557,21 @@ mod runner_tests {
             })
         ));
         assert_eq!(store.get(b"k", 25).unwrap().unwrap().commit_ts, 20);
+        // The read at 25 cached k's newest version (20): a read between it
+        // and the fence could be answered from the cache alone, and is
+        // refused all the same, as is a multi-get of no key at all.
+        let refused = |r: Result<_, StorageError>| {
+            matches!(
+                r,
+                Err(StorageError::ReadTimestampCompacted {
+                    read_ts: 24,
+                    watermark: 25
+                })
+            )
+        };
+        assert!(refused(store.get(b"k", 24).map(|_| ())));
+        assert!(refused(store.multi_get(&[b"k".to_vec()], 24).map(|_| ())));
+        assert!(refused(store.multi_get(&[], 24).map(|_| ())));
     }
 
     #[test]

@@ -149,10 +149,13 @@ fn point_value(commit_ts: Timestamp, v: &VersionRef<'_>) -> PointValue {
 impl GroupStore {
     /// Value of `key` visible at `read_ts`, if live.
     pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<PointValue>, StorageError> {
+        let mut seek = Vec::new();
+        if let Some(answer) = self.cached_point_read(&mut seek, key, read_ts)? {
+            return Ok(answer);
+        }
         self.point_iters.with_point_iter(&self.db, |it, view| {
             // The iterator is in hand (its view fixed) before the fence check.
             self.check_read_ts(read_ts)?;
-            let mut seek = Vec::new();
             self.point_read(it, view, &mut seek, key, read_ts)
         })
     }
@@ -163,13 +166,26 @@ impl GroupStore {
         keys_in: &[Vec<u8>],
         read_ts: Timestamp,
     ) -> Result<Vec<Option<PointValue>>, StorageError> {
+        let mut out = vec![None; keys_in.len()];
+        let mut seek = Vec::new();
+        // The keys the cache could not answer, in key order (the iterator
+        // then moves forward only).
+        let mut missed = Vec::new();
+        for (i, key) in keys_in.iter().enumerate() {
+            match self.cached_point_read(&mut seek, key, read_ts)? {
+                Some(answer) => out[i] = answer,
+                None => missed.push(i),
+            }
+        }
+        if missed.is_empty() {
+            // Refused below the fence like any read, even with no keys.
+            self.check_read_ts(read_ts)?;
+            return Ok(out);
+        }
+        missed.sort_unstable_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
         self.point_iters.with_point_iter(&self.db, |it, view| {
             self.check_read_ts(read_ts)?;
-            let mut order: Vec<usize> = (0..keys_in.len()).collect();
-            order.sort_unstable_by(|&a, &b| keys_in[a].cmp(&keys_in[b]));
-            let mut out = vec![None; keys_in.len()];
-            let mut seek = Vec::new();
-            for i in order {
+            for i in missed {
                 out[i] = self.point_read(it, view, &mut seek, &keys_in[i], read_ts)?;
             }
             Ok(out)
@@ -181,10 +197,47 @@ impl GroupStore {
         self.row_cache.stats()
     }
 
-    /// The live version of `user_key` visible at `read_ts`: from the
-    /// newest-version cache when it covers `read_ts`, else from the iterator
-    /// (whose view was taken at write generation `view`), filling the cache
-    /// when the answer is the key's newest version. `seek` is scratch space.
+    /// The answer of a point read at `read_ts` from the newest-version
+    /// cache alone: `None` when the cache cannot give it (disabled, no
+    /// entry, or the cached version is newer than `read_ts`), and the read
+    /// must go to an iterator. Needs no iterator, so a hit costs one cache
+    /// lookup; the fence is checked first, as an iterator read would.
+    /// `seek` is scratch space.
+    #[allow(clippy::option_option)]
+    fn cached_point_read(
+        &self,
+        seek: &mut Vec<u8>,
+        user_key: &[u8],
+        read_ts: Timestamp,
+    ) -> Result<Option<Option<PointValue>>, StorageError> {
+        if !self.row_cache.enabled() {
+            return Ok(None);
+        }
+        seek.clear();
+        keys::escape_into(seek, user_key);
+        seek.extend_from_slice(&keys::TERMINATOR);
+        let Some(newest) = self.row_cache.get(seek) else {
+            return Ok(None);
+        };
+        if newest.ts > read_ts {
+            return Ok(None);
+        }
+        self.check_read_ts(read_ts)?;
+        self.row_cache.record(true);
+        let Some(stored) = newest.stored else {
+            return Ok(Some(None));
+        };
+        let v = decode_value_ref(seek, &stored)?;
+        Ok(Some(
+            v.is_live_at(read_ts).then(|| point_value(newest.ts, &v)),
+        ))
+    }
+
+    /// The live version of `user_key` visible at `read_ts`, read from the
+    /// iterator (whose view was taken at write generation `view`), filling
+    /// the newest-version cache when the answer is the key's newest version.
+    /// Callers have asked the cache first ([`Self::cached_point_read`]).
+    /// `seek` is scratch space.
     fn point_read(
         &self,
         it: &mut RawIter<'_>,
@@ -200,19 +253,7 @@ impl GroupStore {
         if !self.row_cache.enabled() {
             return self.visible_at(it, seek, prefix_len, read_ts);
         }
-        let cached = self.row_cache.get(seek);
-        self.row_cache
-            .record(cached.as_ref().is_some_and(|n| n.ts <= read_ts));
-        if let Some(newest) = cached {
-            if newest.ts > read_ts {
-                return self.visible_at(it, seek, prefix_len, read_ts);
-            }
-            let Some(stored) = newest.stored else {
-                return Ok(None);
-            };
-            let v = decode_value_ref(seek, &stored)?;
-            return Ok(v.is_live_at(read_ts).then(|| point_value(newest.ts, &v)));
-        }
+        self.row_cache.record(false);
         seek.extend_from_slice(&(!Timestamp::MAX).to_be_bytes());
         it.seek(&seek[..]);
         if seek_gave_up(it) {

@@ -33,6 +33,11 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+// foldhash, not the standard SipHash: the cache is hashed twice per point
+// read and once per applied write, on the hottest paths of the node, and
+// its keys are short; foldhash's per-instance random seed still keeps
+// client-chosen keys from being aimed at one bucket.
+use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
@@ -59,7 +64,7 @@ struct Slot {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Box<[u8]>, Slot>,
+    map: HashMap<Box<[u8]>, Slot, RandomState>,
     bytes: usize,
 }
 
@@ -129,7 +134,7 @@ impl Shard {
 pub(crate) struct RowCache {
     shards: Vec<Mutex<Shard>>,
     shard_budget: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
 }
