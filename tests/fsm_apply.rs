@@ -63,6 +63,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 read_keys: reads.into_iter().map(key).collect(),
                 read_ranges: vec![],
                 mutations,
+                chain: Default::default(),
             }),
         1 => (1u64..1_000_000).prop_map(|ceiling_ms| Command::HlcLease { ceiling_ms }),
         1 => (0u64..4, 1u64..300, any::<bool>()).prop_map(|(id, ts, remove)| Command::Pin { id, ts, deadline_ms: 10_000, remove }),
@@ -184,6 +185,7 @@ fn conflicting_txn_writes_nothing_but_consumes_the_entry() {
             value: b"2".to_vec(),
             expire_at: 0,
         }],
+        chain: Default::default(),
     };
     let outcome = group.apply_entry(2, &stale.encode()).expect("apply");
     assert_eq!(

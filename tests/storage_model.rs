@@ -497,6 +497,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     read_ranges,
                     mutations,
                     applied_index,
+                    chain: Default::default(),
                 };
                 let want = model.apply(&intent);
                 prop_assert_eq!(store.apply(&intent).unwrap(), want);

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::proto;
 use crate::clock::Timestamp;
-use crate::storage::Mutation;
+use crate::storage::{Chain, ChainAfter, Mutation};
 
 /// The command format version this build writes and understands.
 pub const COMMAND_VERSION: u32 = 1;
@@ -30,6 +30,8 @@ pub enum Command {
         read_keys: Vec<Vec<u8>>,
         read_ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         mutations: Vec<Mutation>,
+        /// Pipelining rules (default: none).
+        chain: Chain,
     },
     /// The leader's physical ceiling for the hybrid logical clock.
     HlcLease { ceiling_ms: u64 },
@@ -89,7 +91,11 @@ impl Command {
                 read_keys,
                 read_ranges,
                 mutations,
+                chain,
             } => proto::command_envelope::Command::Txn(proto::OnePhaseTxn {
+                strict: chain.strict,
+                after_ts: chain.after.as_ref().map_or(0, |a| a.ts),
+                after_guard: chain.after.map(|a| a.guard).unwrap_or_default(),
                 start_ts,
                 commit_ts,
                 read_keys,
@@ -149,7 +155,28 @@ impl Command {
                         ),
                     });
                 }
+                let after = match txn.after_ts {
+                    0 => None,
+                    ts if ts <= txn.start_ts || ts >= commit_ts || txn.after_guard.is_empty() => {
+                        return Err(CommandError::Invalid {
+                            field: "txn.after_ts",
+                            detail: format!(
+                                "predecessor ts {ts} must lie strictly between start_ts {} \
+                                 and commit_ts {commit_ts}, with a guard key",
+                                txn.start_ts
+                            ),
+                        });
+                    }
+                    ts => Some(ChainAfter {
+                        ts,
+                        guard: txn.after_guard,
+                    }),
+                };
                 Ok(Command::Txn {
+                    chain: Chain {
+                        strict: txn.strict,
+                        after,
+                    },
                     start_ts: txn.start_ts,
                     commit_ts,
                     read_keys: txn.read_keys,
@@ -347,20 +374,31 @@ mod tests {
             ),
             (
                 0u64..1 << 40,
-                1u64..1 << 20,
+                2u64..1 << 20,
                 proptest::collection::vec(arb_bytes(), 0..4),
                 proptest::collection::vec((arb_bytes(), proptest::option::of(arb_bytes())), 0..3),
                 proptest::collection::vec(arb_mutation(), 0..6),
+                any::<bool>(),
+                proptest::option::of((any::<u64>(), proptest::collection::vec(any::<u8>(), 1..8))),
             )
-                .prop_map(|(start_ts, delta, read_keys, read_ranges, mutations)| {
-                    Command::Txn {
-                        start_ts,
-                        commit_ts: start_ts + delta,
-                        read_keys,
-                        read_ranges,
-                        mutations,
+                .prop_map(
+                    |(start_ts, delta, read_keys, read_ranges, mutations, strict, after)| {
+                        Command::Txn {
+                            start_ts,
+                            commit_ts: start_ts + delta,
+                            read_keys,
+                            read_ranges,
+                            mutations,
+                            chain: Chain {
+                                strict,
+                                after: after.map(|(offset, guard)| ChainAfter {
+                                    ts: start_ts + 1 + offset % (delta - 1),
+                                    guard,
+                                }),
+                            },
+                        }
                     }
-                }),
+                ),
             any::<u64>().prop_map(|ceiling_ms| Command::HlcLease { ceiling_ms }),
             (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
                 |(id, ts, deadline_ms, remove)| Command::Pin {
@@ -424,6 +462,7 @@ mod tests {
             read_keys: vec![],
             read_ranges: vec![],
             mutations: vec![],
+            chain: Chain::default(),
         };
         assert!(matches!(
             Command::decode(&cmd.encode()),
@@ -432,6 +471,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn txn_chained_outside_its_own_span_or_without_guard_is_invalid() {
+        for (ts, guard) in [(10, b"g".to_vec()), (20, b"g".to_vec()), (15, vec![])] {
+            let cmd = Command::Txn {
+                start_ts: 10,
+                commit_ts: 20,
+                read_keys: vec![],
+                read_ranges: vec![],
+                mutations: vec![],
+                chain: Chain {
+                    strict: true,
+                    after: Some(ChainAfter { ts, guard }),
+                },
+            };
+            assert!(
+                matches!(
+                    Command::decode(&cmd.encode()),
+                    Err(CommandError::Invalid {
+                        field: "txn.after_ts",
+                        ..
+                    })
+                ),
+                "after ts {ts}"
+            );
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use super::command::{ApplyOutcome, Command, CommandError};
 use super::ownership::{OWNERSHIP_META_KEY, OwnershipError, OwnershipTable};
 use crate::clock::{Hlc, Timestamp};
 use crate::storage::{
-    GroupStore, Mutation, Outcome, PointValue, ScanPage, ScanRequest, StorageError, StoreOptions,
-    WriteIntent,
+    Chain, GroupStore, Mutation, Outcome, PointValue, ScanPage, ScanRequest, StorageError,
+    StoreOptions, WriteIntent,
 };
 
 /// The Meta record holding the highest HLC ceiling applied (u64be ms).
@@ -171,13 +171,23 @@ impl Group {
             Command::Raw {
                 commit_ts,
                 mutations,
-            } => self.apply_write(index, 0, commit_ts, false, vec![], vec![], mutations),
+            } => self.apply_write(
+                index,
+                0,
+                commit_ts,
+                false,
+                vec![],
+                vec![],
+                mutations,
+                Chain::default(),
+            ),
             Command::Txn {
                 start_ts,
                 commit_ts,
                 read_keys,
                 read_ranges,
                 mutations,
+                chain,
             } => self.apply_write(
                 index,
                 start_ts,
@@ -186,6 +196,7 @@ impl Group {
                 read_keys,
                 read_ranges,
                 mutations,
+                chain,
             ),
             Command::HlcLease { ceiling_ms } => {
                 let stored = self.stored_hlc_ceiling()?.unwrap_or(0);
@@ -239,6 +250,7 @@ impl Group {
             read_ranges: vec![],
             mutations,
             applied_index: Some(index),
+            chain: Chain::default(),
         }
     }
 
@@ -261,6 +273,7 @@ impl Group {
         read_keys: Vec<Vec<u8>>,
         read_ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         mutations: Vec<Mutation>,
+        chain: Chain,
     ) -> Result<Option<ApplyOutcome>, FsmError> {
         let unowned = {
             let table = self.ownership.read();
@@ -282,8 +295,13 @@ impl Group {
         let touches_ownership = mutations.iter().any(|m| {
             matches!(m, Mutation::MetaPut { key, .. } | Mutation::MetaDelete { key } if key == OWNERSHIP_META_KEY)
         });
-        // Commit timestamps within a group only rise, whatever was proposed.
-        let commit_ts = proposed_commit_ts.max(self.store.last_commit_ts().saturating_add(1));
+        // Commit timestamps within a group only rise, whatever was proposed:
+        // a late write is moved up, a strict one refused (by the store).
+        let commit_ts = if chain.strict {
+            proposed_commit_ts
+        } else {
+            proposed_commit_ts.max(self.store.last_commit_ts().saturating_add(1))
+        };
         let intent = WriteIntent {
             start_ts,
             commit_ts,
@@ -292,6 +310,7 @@ impl Group {
             read_ranges,
             mutations,
             applied_index: Some(index),
+            chain,
         };
         match self.store.apply(&intent)? {
             Outcome::AlreadyApplied => Ok(None),

@@ -315,26 +315,39 @@ impl GroupHandle {
         self.group_id
     }
 
-    async fn call<T>(
+    /// Queues a request to the driver now; the future waits for its answer.
+    fn call<T: Send + 'static>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RaftError>>) -> Command,
-    ) -> Result<T, RaftError> {
+    ) -> impl Future<Output = Result<T, RaftError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.mailbox
-            .send(make(tx))
-            .map_err(|_| RaftError::Shutdown)?;
+        let queued = self.mailbox.send(make(tx));
         // The driver answers every request within the request timeout; the
         // margin only covers a driver that died.
-        match tokio::time::timeout(self.timeout + Duration::from_secs(5), rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RaftError::Shutdown),
-            Err(_) => Err(RaftError::Timeout),
+        let limit = self.timeout + Duration::from_secs(5);
+        async move {
+            queued.map_err(|_| RaftError::Shutdown)?;
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(RaftError::Shutdown),
+                Err(_) => Err(RaftError::Timeout),
+            }
         }
     }
 
     /// Replicates `payload`; returns once it is applied on this node.
     pub async fn propose(&self, payload: Vec<u8>) -> Result<Applied, RaftError> {
-        self.call(|tx| Command::Propose(payload, tx)).await
+        self.enqueue_proposal(payload).await
+    }
+
+    /// [`GroupHandle::propose`] in two steps: the proposal is queued to the
+    /// driver before this returns — so proposals queued one after another
+    /// reach the log in that order — and the future waits for its apply.
+    pub fn enqueue_proposal(
+        &self,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Applied, RaftError>> + Send + 'static {
+        self.call(|tx| Command::Propose(payload, tx))
     }
 
     /// A linearizable read fence: returns an applied index at or beyond

@@ -29,7 +29,7 @@ use crate::api::grpc::pb;
 use crate::clock::{Hlc, Timestamp};
 use crate::fsm::{ApplyOutcome, Command, Group};
 use crate::raft::{GroupHandle, RaftError};
-use crate::txn::{KvBackend, TxnError, stamp_commit_ts};
+use crate::txn::{KvBackend, StampHook, TxnError, stamp_commit_ts};
 
 /// How long a caller waits for a leader or for its replica to catch up.
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
@@ -118,6 +118,8 @@ pub struct ReplicatedBackend {
     hlc: Arc<Hlc>,
     peers: Arc<Peers>,
     inflight: Mutex<InFlight>,
+    /// Held from stamping a commit to queueing its proposal.
+    propose_order: Mutex<()>,
     applied: Arc<Notify>,
 }
 
@@ -141,6 +143,7 @@ impl ReplicatedBackend {
             hlc,
             peers,
             inflight: Mutex::new(InFlight::default()),
+            propose_order: Mutex::new(()),
             applied,
         }
     }
@@ -236,6 +239,20 @@ impl ReplicatedBackend {
 
     /// Leader side of a commit: stamp, replicate, wait for apply.
     pub async fn leader_commit(&self, command: Command) -> Result<(ApplyOutcome, u64), TxnError> {
+        self.leader_commit_observed(command, None).await
+    }
+
+    /// [`ReplicatedBackend::leader_commit`], telling `on_stamped` the
+    /// commit ts once the proposal is queued to the Raft driver.
+    async fn leader_commit_observed(
+        &self,
+        command: Command,
+        on_stamped: Option<StampHook>,
+    ) -> Result<(ApplyOutcome, u64), TxnError> {
+        // Proposals reach the log in the order of their stamps, so a commit
+        // never lands below one stamped before it — and a strict commit is
+        // refused only across a change of leader.
+        let order = self.propose_order.lock();
         let ts = {
             let mut inflight = self.inflight.lock();
             let ts = self.hlc.next_fenced()?;
@@ -243,7 +260,12 @@ impl ReplicatedBackend {
             ts
         };
         let command = stamp_commit_ts(command, ts);
-        let result = self.handle.propose(command.into_payload()).await;
+        let applied = self.handle.enqueue_proposal(command.into_payload());
+        drop(order);
+        if let Some(on_stamped) = on_stamped {
+            on_stamped(ts);
+        }
+        let result = applied.await;
         {
             let mut inflight = self.inflight.lock();
             dec(&mut inflight.live, ts);
@@ -324,8 +346,23 @@ impl KvBackend for ReplicatedBackend {
     }
 
     async fn commit(&self, command: Command) -> Result<ApplyOutcome, TxnError> {
+        self.commit_observed(command, Box::new(|_| {})).await
+    }
+
+    fn stamps_locally(&self) -> bool {
+        self.handle.leadership().borrow().is_leader
+    }
+
+    async fn commit_observed(
+        &self,
+        command: Command,
+        on_stamped: StampHook,
+    ) -> Result<ApplyOutcome, TxnError> {
         match self.role().await? {
-            Role::Leader => Ok(self.leader_commit(command).await?.0),
+            Role::Leader => Ok(self
+                .leader_commit_observed(command, Some(on_stamped))
+                .await?
+                .0),
             Role::Follower(addr) => {
                 let mut client = self.peers.client(&addr)?;
                 let reply = client

@@ -122,6 +122,35 @@ pub struct WriteIntent {
     /// RocksDB batch. An index at or below the durable applied index makes
     /// the write a no-op ([`Outcome::AlreadyApplied`]).
     pub applied_index: Option<u64>,
+    /// How this write relates to a write pipelined just before it.
+    pub chain: Chain,
+}
+
+/// The rules that let a writer read another write's effects before that
+/// write is applied (pipelined write rounds of one node: the next round is
+/// executed while the previous one is being replicated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// Commit at exactly `commit_ts` or not at all: a strict write whose
+    /// commit ts is not above the store's last commit ts conflicts. A strict
+    /// write that conflicts still raises the last commit ts to its own, so
+    /// no later commit can ever carry that timestamp: a version at exactly
+    /// the timestamp of a strict write was written by it.
+    pub strict: bool,
+    /// The strict write this one was executed after, and read through.
+    pub after: Option<ChainAfter>,
+}
+
+/// A chained write's predecessor: the strict write stamped `ts`.
+///
+/// Validation then requires `guard` (a key the predecessor wrote) to have
+/// its newest version at exactly `ts` — proof that the predecessor
+/// committed and that nothing overwrote it since — and lets versions at
+/// exactly `ts` pass for the writer's other keys (it read those writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainAfter {
+    pub ts: Timestamp,
+    pub guard: Vec<u8>,
 }
 
 /// What an atomic write did.

@@ -72,6 +72,18 @@ impl SortedPuts {
     }
 }
 
+/// The key a refused write names: its first point mutation's, if any.
+fn first_mutation_key(intent: &WriteIntent) -> Vec<u8> {
+    intent
+        .mutations
+        .iter()
+        .find_map(|m| match m {
+            Mutation::Put { key, .. } | Mutation::Delete { key } => Some(key.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 fn in_range(key: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
     key >= start && end.is_none_or(|e| key < e)
 }
@@ -85,19 +97,16 @@ impl GroupStore {
         {
             return Ok(Outcome::AlreadyApplied);
         }
-        if intent.validate
-            && let Some(key) = self.find_conflict(intent)?
-        {
-            let mut batch = WriteBatch::default();
-            if let Some(index) = intent.applied_index {
-                batch.put_cf(
-                    self.cf(Cf::Meta)?,
-                    meta::APPLIED_INDEX_KEY,
-                    meta::encode_applied_index(index),
-                );
-                self.write(batch, self.opts.sync_writes, "apply (conflict)")?;
-                self.applied_index.store(index, Ordering::SeqCst);
-            }
+        let conflict = if intent.chain.strict && intent.commit_ts <= self.last_commit_ts() {
+            // Too late to land at its own timestamp (see `Chain::strict`).
+            Some(first_mutation_key(intent))
+        } else if intent.validate {
+            self.find_conflict(intent)?
+        } else {
+            None
+        };
+        if let Some(key) = conflict {
+            self.record_conflict(intent)?;
             return Ok(Outcome::Conflict { key });
         }
         // Above every earlier commit: this intent's versions become the
@@ -109,6 +118,39 @@ impl GroupStore {
         result?;
         self.publish(intent);
         Ok(Outcome::Committed)
+    }
+
+    /// A refused write still counts as applied, and a strict one burns its
+    /// commit ts (see `Chain::strict`); nothing else is written.
+    fn record_conflict(&self, intent: &WriteIntent) -> Result<(), StorageError> {
+        let burn = intent.chain.strict && intent.commit_ts > self.last_commit_ts();
+        let mut batch = WriteBatch::default();
+        let meta_cf = self.cf(Cf::Meta)?;
+        if burn {
+            batch.put_cf(
+                meta_cf,
+                meta::LAST_COMMIT_TS_KEY,
+                intent.commit_ts.to_be_bytes(),
+            );
+        }
+        if let Some(index) = intent.applied_index {
+            batch.put_cf(
+                meta_cf,
+                meta::APPLIED_INDEX_KEY,
+                meta::encode_applied_index(index),
+            );
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(batch, self.opts.sync_writes, "apply (conflict)")?;
+        if burn {
+            self.record_commit_ts(intent.commit_ts);
+        }
+        if let Some(index) = intent.applied_index {
+            self.applied_index.store(index, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Keeps the newest-version cache true after a write of `written`
@@ -136,8 +178,7 @@ impl GroupStore {
 
     /// Updates the in-memory mirrors after the batch of `intent` was written.
     fn publish(&self, intent: &WriteIntent) {
-        self.last_commit_ts
-            .fetch_max(intent.commit_ts, Ordering::SeqCst);
+        self.record_commit_ts(intent.commit_ts);
         if let Some(index) = intent.applied_index {
             self.applied_index.store(index, Ordering::SeqCst);
         }
@@ -172,42 +213,64 @@ impl GroupStore {
         }
     }
 
-    /// First key (mutation keys, then read keys, then read ranges, each in
-    /// input order) whose newest version is newer than `start_ts`.
+    /// First key whose newest version the writer did not see: newer than
+    /// `start_ts`, unless it is exactly the chained predecessor's commit ts
+    /// (checked in this order: the chain guard, mutation keys, read keys,
+    /// read ranges, each in input order).
     fn find_conflict(&self, intent: &WriteIntent) -> Result<Option<Vec<u8>>, StorageError> {
+        let after = intent.chain.after.as_ref();
         // Every version in the group is at or below the last commit ts (it
         // only rises, and only commits write versions): when that is not
         // past the reader's start, nothing can be newer — no key to check.
         // The common case for a node's serialised write rounds.
-        if self.last_commit_ts() <= intent.start_ts {
+        let nothing_newer = self.last_commit_ts() <= intent.start_ts;
+        if nothing_newer && after.is_none() {
             return Ok(None);
         }
+        // The predecessor is the only commit since the start, so every newer
+        // version is its own (see `previous_commit_ts`): past the guard,
+        // nothing to check. The common case of a chain of rounds on one key.
+        let only_predecessor = after.is_some_and(|a| {
+            self.last_commit_ts() == a.ts
+                && self.previous_commit_ts.load(Ordering::SeqCst) <= intent.start_ts
+        });
+        let seen = |ts: Timestamp| ts <= intent.start_ts || after.is_some_and(|a| a.ts == ts);
         let data = self.cf(Cf::Data)?;
         let mutation_keys = intent.mutations.iter().filter_map(|m| match m {
             Mutation::Put { key, .. } | Mutation::Delete { key } => Some(key),
             _ => None,
         });
         let point_conflict = self.point_iters.with_point_iter(&self.db, |it, _| {
+            // Under the apply mutex a cached entry is the key's newest
+            // version exactly (see `row_cache`).
+            let mut newest_of = |key: &[u8]| -> Result<Option<Timestamp>, StorageError> {
+                let prefix = keys::encode_key_prefix(key);
+                match self.row_cache.newest_ts(&prefix) {
+                    Some(ts) => Ok((ts > 0).then_some(ts)),
+                    None => newest_version_ts(&self.db, it, &prefix),
+                }
+            };
+            if let Some(after) = after
+                && newest_of(&after.guard)? != Some(after.ts)
+            {
+                return Ok(Some(after.guard.clone()));
+            }
+            if nothing_newer || only_predecessor {
+                return Ok(None);
+            }
             // A key both read and written (read-modify-write) is checked once.
             let mut checked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
             for key in mutation_keys.chain(intent.read_keys.iter()) {
                 if !checked.insert(key.as_slice()) {
                     continue;
                 }
-                let prefix = keys::encode_key_prefix(key);
-                // Under the apply mutex a cached entry is the key's newest
-                // version exactly (see `row_cache`).
-                let newest = match self.row_cache.newest_ts(&prefix) {
-                    Some(ts) => (ts > 0).then_some(ts),
-                    None => newest_version_ts(&self.db, it, &prefix)?,
-                };
-                if newest.is_some_and(|ts| ts > intent.start_ts) {
+                if newest_of(key)?.is_some_and(|ts| !seen(ts)) {
                     return Ok(Some(key.clone()));
                 }
             }
             Ok(None)
         })?;
-        if point_conflict.is_some() {
+        if point_conflict.is_some() || nothing_newer || only_predecessor {
             return Ok(point_conflict);
         }
         for (start, end) in &intent.read_ranges {
@@ -223,7 +286,7 @@ impl GroupStore {
             // The first version met of each key is its newest.
             while let Some((key, _, ts)) = current_version(&it)? {
                 let prefix = key[..key.len() - TS_LEN].to_vec();
-                if ts > intent.start_ts {
+                if !seen(ts) {
                     return Ok(Some(keys::decode_prefix("data", key, &prefix)?));
                 }
                 skip_versions(&mut it, &prefix);
@@ -427,6 +490,7 @@ fn tombstone_live_range(
 mod tests {
     use super::*;
     use crate::storage::options::StoreOptions;
+    use crate::storage::{Chain, ChainAfter};
 
     fn put(key: &[u8]) -> Mutation {
         Mutation::Put {
@@ -434,6 +498,107 @@ mod tests {
             value: b"v".to_vec(),
             expire_at: 0,
         }
+    }
+
+    fn chained(start_ts: u64, commit_ts: u64, after: u64, mutations: Vec<Mutation>) -> WriteIntent {
+        WriteIntent {
+            start_ts,
+            commit_ts,
+            validate: true,
+            read_keys: vec![b"k".to_vec()],
+            mutations,
+            chain: Chain {
+                strict: true,
+                after: Some(ChainAfter {
+                    ts: after,
+                    guard: b"k".to_vec(),
+                }),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_late_strict_write_conflicts_and_a_failed_one_burns_its_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let strict = |start_ts, commit_ts, read: &[u8]| WriteIntent {
+            start_ts,
+            commit_ts,
+            validate: true,
+            read_keys: vec![read.to_vec()],
+            mutations: vec![put(b"s")],
+            chain: Chain {
+                strict: true,
+                after: None,
+            },
+            ..Default::default()
+        };
+        crate::storage::test_support::commit_at(&store, 10, vec![put(b"k")]);
+        // At or below the last commit: refused, not moved up.
+        assert!(matches!(
+            store.apply(&strict(9, 10, b"x")).unwrap(),
+            Outcome::Conflict { .. }
+        ));
+        assert_eq!(store.get(b"s", 100).unwrap(), None);
+        // A validation failure at 20 still takes 20 out of use.
+        assert!(matches!(
+            store.apply(&strict(5, 20, b"k")).unwrap(),
+            Outcome::Conflict { .. }
+        ));
+        assert_eq!(store.last_commit_ts(), 20);
+        assert_eq!(
+            store.apply(&strict(20, 21, b"k")).unwrap(),
+            Outcome::Committed
+        );
+        assert_eq!(store.get(b"s", 21).unwrap().map(|v| v.commit_ts), Some(21));
+    }
+
+    #[test]
+    fn a_chained_write_needs_its_predecessor_committed_and_nothing_else_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GroupStore::open(dir.path(), StoreOptions::default()).unwrap();
+        crate::storage::test_support::commit_at(&store, 10, vec![put(b"k"), put(b"j")]);
+        // Read at 10; the predecessor was stamped 12 but has not applied:
+        // its guard has no version at 12 (and 15 is burnt).
+        assert_eq!(
+            store.apply(&chained(10, 15, 12, vec![put(b"c")])).unwrap(),
+            Outcome::Conflict { key: b"k".to_vec() }
+        );
+        // The predecessor commits at 20: its version passes.
+        crate::storage::test_support::commit_at(&store, 20, vec![put(b"k")]);
+        assert_eq!(
+            store.apply(&chained(10, 30, 20, vec![put(b"c")])).unwrap(),
+            Outcome::Committed
+        );
+        // Another commit (40, on j) lands after the predecessor (50): a
+        // chained write after 50 that read j at 30 must see it.
+        crate::storage::test_support::commit_at(&store, 40, vec![put(b"j")]);
+        crate::storage::test_support::commit_at(&store, 50, vec![put(b"k")]);
+        let mut reads_j = chained(30, 60, 50, vec![put(b"c")]);
+        reads_j.read_keys.push(b"j".to_vec());
+        assert_eq!(
+            store.apply(&reads_j).unwrap(),
+            Outcome::Conflict { key: b"j".to_vec() }
+        );
+        // The same write not reading j passes (above the burnt 60): 50 is
+        // its predecessor's.
+        assert_eq!(
+            store.apply(&chained(30, 70, 50, vec![put(b"c")])).unwrap(),
+            Outcome::Committed
+        );
+        // The predecessor is the only commit since the start: passes at the
+        // guard, and still sees a newer version of the guard.
+        assert_eq!(
+            store.apply(&chained(69, 80, 70, vec![put(b"k")])).unwrap(),
+            Outcome::Conflict { key: b"k".to_vec() },
+            "the guard k was last written at 50, not by the predecessor at 70"
+        );
+        crate::storage::test_support::commit_at(&store, 90, vec![put(b"k")]);
+        assert_eq!(
+            store.apply(&chained(85, 95, 90, vec![put(b"j")])).unwrap(),
+            Outcome::Committed
+        );
     }
 
     #[test]

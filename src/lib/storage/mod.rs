@@ -27,8 +27,8 @@ mod test_support;
 pub mod value;
 
 pub use api::{
-    Cf, CompactStats, Direction, Mutation, Outcome, Pin, PointValue, ScanPage, ScanRequest,
-    VersionedValue, WriteIntent,
+    Cf, Chain, ChainAfter, CompactStats, Direction, Mutation, Outcome, Pin, PointValue, ScanPage,
+    ScanRequest, VersionedValue, WriteIntent,
 };
 pub use error::StorageError;
 pub use gc::{CompactOptions, CompactionPlan, CompactionRunner};

@@ -57,6 +57,9 @@ pub struct GroupStore {
     pub(crate) maintenance_lock: Mutex<()>,
     pub(crate) applied_index: AtomicU64,
     pub(crate) last_commit_ts: AtomicU64,
+    /// Every data version newer than this has exactly `last_commit_ts`
+    /// (in memory only: after opening or a restore, `last_commit_ts`).
+    pub(crate) previous_commit_ts: AtomicU64,
     pub(crate) fence_ts: AtomicU64,
     pub(crate) retention: RwLock<Retention>,
     pub(crate) pins: RwLock<BTreeMap<u64, Pin>>,
@@ -114,6 +117,7 @@ impl GroupStore {
             maintenance_lock: Mutex::new(()),
             applied_index: AtomicU64::new(0),
             last_commit_ts: AtomicU64::new(0),
+            previous_commit_ts: AtomicU64::new(0),
             fence_ts: AtomicU64::new(0),
             retention: RwLock::new(Retention::default()),
             pins: RwLock::new(BTreeMap::new()),
@@ -134,6 +138,8 @@ impl GroupStore {
         self.applied_index
             .store(loaded.applied_index, Ordering::SeqCst);
         self.last_commit_ts
+            .store(loaded.last_commit_ts, Ordering::SeqCst);
+        self.previous_commit_ts
             .store(loaded.last_commit_ts, Ordering::SeqCst);
         self.restore_incomplete
             .store(loaded.restore_incomplete, Ordering::SeqCst);
@@ -214,6 +220,17 @@ impl GroupStore {
     /// Highest commit ts applied (persisted with each batch).
     pub fn last_commit_ts(&self) -> Timestamp {
         self.last_commit_ts.load(Ordering::SeqCst)
+    }
+
+    /// Records a commit (or a burnt strict timestamp) at `ts`, keeping
+    /// `previous_commit_ts` true. Called under the apply mutex.
+    pub(crate) fn record_commit_ts(&self, ts: Timestamp) {
+        let last = self.last_commit_ts.fetch_max(ts, Ordering::SeqCst);
+        if ts > last {
+            self.previous_commit_ts.store(last, Ordering::SeqCst);
+        } else if ts < last {
+            self.previous_commit_ts.fetch_max(ts, Ordering::SeqCst);
+        }
     }
 
     /// In-memory mirror of the durable applied index (0 = none).

@@ -28,6 +28,10 @@ pub enum TxnError {
     Storage(#[from] crate::storage::StorageError),
 }
 
+/// Called with a commit's timestamp once it is stamped and its proposal
+/// queued, before it is applied (see [`KvBackend::commit_observed`]).
+pub type StampHook = Box<dyn FnOnce(Timestamp) + Send>;
+
 /// One group's transactional key-value access.
 pub trait KvBackend: Send + Sync + 'static {
     /// A read timestamp taken after the freshness check (lease or ReadIndex
@@ -63,4 +67,24 @@ pub trait KvBackend: Send + Sync + 'static {
         &self,
         command: Command,
     ) -> impl Future<Output = Result<ApplyOutcome, TxnError>> + Send;
+
+    /// [`KvBackend::commit`], calling `on_stamped` with the commit
+    /// timestamp once the command is stamped and queued for replication on
+    /// this node, ahead of anything proposed after the call — the moment a
+    /// transaction may be chained after it (`Txn::chained`). A backend
+    /// that does not stamp locally never calls it.
+    fn commit_observed(
+        &self,
+        command: Command,
+        on_stamped: StampHook,
+    ) -> impl Future<Output = Result<ApplyOutcome, TxnError>> + Send {
+        drop(on_stamped);
+        self.commit(command)
+    }
+
+    /// True when commits are stamped on this node (it leads the group), so
+    /// [`KvBackend::commit_observed`] reports stamps.
+    fn stamps_locally(&self) -> bool {
+        false
+    }
 }

@@ -45,6 +45,7 @@ pub fn stamp_commit_ts(command: Command, ts: Timestamp) -> Command {
             read_keys,
             read_ranges,
             mutations,
+            chain,
             ..
         } => Command::Txn {
             start_ts,
@@ -52,6 +53,7 @@ pub fn stamp_commit_ts(command: Command, ts: Timestamp) -> Command {
             read_keys,
             read_ranges,
             mutations,
+            chain,
         },
         other => other,
     }

@@ -17,6 +17,6 @@ mod local;
 mod range_set;
 mod transaction;
 
-pub use backend::{KvBackend, TxnError};
+pub use backend::{KvBackend, StampHook, TxnError};
 pub use local::{LocalBackend, stamp_commit_ts};
-pub use transaction::{Txn, TxnValue};
+pub use transaction::{ChainLink, ChainSeed, Txn, TxnValue};

@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
-use super::backend::{KvBackend, TxnError};
+use super::backend::{KvBackend, StampHook, TxnError};
 use super::range_set::RangeSet;
 use crate::clock::Timestamp;
 use crate::fsm::{ApplyOutcome, Command};
-use crate::storage::{Direction, Mutation, ScanRequest};
+use crate::storage::{Chain, ChainAfter, Direction, Mutation, ScanRequest};
 
 /// A buffered write of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,18 @@ enum Pending {
         expire_at: Timestamp,
     },
     Delete,
+}
+
+/// A buffered write as a read sees it.
+fn pending_value(pending: &Pending) -> Option<TxnValue> {
+    match pending {
+        Pending::Put { value, expire_at } => Some(TxnValue {
+            value: value.clone(),
+            expire_at: *expire_at,
+            commit_ts: 0,
+        }),
+        Pending::Delete => None,
+    }
 }
 
 /// A value as a transaction sees it.
@@ -37,6 +50,38 @@ pub struct TxnValue {
     pub commit_ts: Timestamp,
 }
 
+/// The writes of a transaction that is proposed but not yet applied, as a
+/// transaction chained after it sees them (see [`Txn::chained`]).
+#[derive(Debug)]
+pub struct ChainLink {
+    /// The predecessor's (strict) commit timestamp.
+    ts: Timestamp,
+    /// A key the predecessor wrote: its version at `ts` proves the commit.
+    guard: Vec<u8>,
+    writes: BTreeMap<Vec<u8>, Pending>,
+    range_deletes: RangeSet,
+}
+
+/// A transaction's writes, copied before its commit to become a
+/// [`ChainLink`] once the backend stamps it.
+#[derive(Debug)]
+pub struct ChainSeed {
+    guard: Vec<u8>,
+    writes: BTreeMap<Vec<u8>, Pending>,
+    range_deletes: RangeSet,
+}
+
+impl ChainSeed {
+    pub fn stamped(self, ts: Timestamp) -> ChainLink {
+        ChainLink {
+            ts,
+            guard: self.guard,
+            writes: self.writes,
+            range_deletes: self.range_deletes,
+        }
+    }
+}
+
 /// An optimistic transaction over one [`KvBackend`].
 pub struct Txn<'a, B: KvBackend> {
     backend: &'a B,
@@ -46,6 +91,10 @@ pub struct Txn<'a, B: KvBackend> {
     writes: BTreeMap<Vec<u8>, Pending>,
     range_deletes: RangeSet,
     meta: Vec<Mutation>,
+    /// The predecessor whose writes this transaction reads through.
+    after: Option<Arc<ChainLink>>,
+    /// Commit at the stamped timestamp or not at all.
+    strict: bool,
 }
 
 impl<'a, B: KvBackend> Txn<'a, B> {
@@ -65,7 +114,49 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             writes: BTreeMap::new(),
             range_deletes: RangeSet::default(),
             meta: Vec::new(),
+            after: None,
+            strict: false,
         }
+    }
+
+    /// Starts a transaction that reads `link`'s writes as if they were
+    /// applied: it sees the store at a fresh read timestamp with the
+    /// predecessor's writes on top. Its commit is strict and names the
+    /// predecessor, so it applies only if the predecessor committed at
+    /// exactly its stamp and nothing else changed what was read (see
+    /// `storage::Chain`). The predecessor must have been proposed on this
+    /// node before this transaction is.
+    pub async fn chained(backend: &'a B, link: Arc<ChainLink>) -> Result<Txn<'a, B>, TxnError> {
+        let start_ts = backend.read_ts().await?;
+        Ok(Self::chained_at(backend, start_ts, link))
+    }
+
+    /// [`Txn::chained`] at an already obtained read timestamp (the
+    /// predecessor is read through only if it lies above it).
+    pub fn chained_at(backend: &'a B, start_ts: Timestamp, link: Arc<ChainLink>) -> Txn<'a, B> {
+        let mut txn = Self::at(backend, start_ts);
+        if start_ts < link.ts {
+            txn.after = Some(link);
+        }
+        txn.strict = true;
+        txn
+    }
+
+    /// Makes the commit strict: at the stamped timestamp or not at all, so
+    /// a later transaction may chain after it.
+    pub fn set_strict(&mut self) {
+        self.strict = true;
+    }
+
+    /// A copy of this transaction's writes for a successor to chain after,
+    /// or `None` when it writes no single key (nothing to prove its commit).
+    pub fn chain_seed(&self) -> Option<ChainSeed> {
+        let guard = self.writes.keys().next()?.clone();
+        Some(ChainSeed {
+            guard,
+            writes: self.writes.clone(),
+            range_deletes: self.range_deletes.clone(),
+        })
     }
 
     pub fn start_ts(&self) -> Timestamp {
@@ -85,22 +176,29 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         self.range_deletes.contains(key)
     }
 
-    /// Reads one key (own writes first), recording it for validation.
+    /// What the predecessor's writes say of `key`: `Some(None)` deleted,
+    /// `Some(Some(value))` written, `None` untouched.
+    fn inherited(&self, key: &[u8]) -> Option<Option<TxnValue>> {
+        let link = self.after.as_ref()?;
+        if let Some(pending) = link.writes.get(key) {
+            return Some(pending_value(pending));
+        }
+        link.range_deletes.contains(key).then_some(None)
+    }
+
+    /// Reads one key (own writes first, then a predecessor's), recording
+    /// it for validation unless this transaction wrote it.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<TxnValue>, TxnError> {
         if let Some(pending) = self.writes.get(key) {
-            return Ok(match pending {
-                Pending::Put { value, expire_at } => Some(TxnValue {
-                    value: value.clone(),
-                    expire_at: *expire_at,
-                    commit_ts: 0,
-                }),
-                Pending::Delete => None,
-            });
+            return Ok(pending_value(pending));
         }
         if self.deleted_by_range(key) {
             return Ok(None);
         }
         self.read_keys.push(key.to_vec());
+        if let Some(inherited) = self.inherited(key) {
+            return Ok(inherited);
+        }
         Ok(self.backend.get(key, self.start_ts)?.map(|v| TxnValue {
             value: v.value,
             expire_at: v.expire_at,
@@ -115,14 +213,12 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         let mut remote_keys = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             if let Some(pending) = self.writes.get(key) {
-                if let Pending::Put { value, expire_at } = pending {
-                    out[i] = Some(TxnValue {
-                        value: value.clone(),
-                        expire_at: *expire_at,
-                        commit_ts: 0,
-                    });
-                }
-            } else if !self.deleted_by_range(key) {
+                out[i] = pending_value(pending);
+            } else if self.deleted_by_range(key) {
+            } else if let Some(inherited) = self.inherited(key) {
+                self.read_keys.push(key.clone());
+                out[i] = inherited;
+            } else {
                 remote_idx.push(i);
                 remote_keys.push(key.clone());
             }
@@ -155,7 +251,8 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         if limit == 0 {
             return Ok(out);
         }
-        // Own writes in range, in scan order.
+        // Own writes in range, then the predecessor's that own writes and
+        // own range deletes leave visible, in scan order.
         let lower = Bound::Included(start.to_vec());
         let upper = match end {
             Some(end) => Bound::Excluded(end.to_vec()),
@@ -163,9 +260,21 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         };
         let mut local: Vec<(Vec<u8>, Pending)> = self
             .writes
-            .range((lower, upper))
+            .range((lower.clone(), upper.clone()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        if let Some(link) = &self.after {
+            let before = local.len();
+            local.extend(
+                link.writes
+                    .range((lower, upper))
+                    .filter(|(k, _)| !self.writes.contains_key(*k) && !self.deleted_by_range(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            if local.len() > before {
+                local.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
         if direction == Direction::Reverse {
             local.reverse();
         }
@@ -228,7 +337,12 @@ impl<'a, B: KvBackend> Txn<'a, B> {
                 }
             } else {
                 let Some(row) = page.next() else { break };
-                if !self.deleted_by_range(&row.key) {
+                let hidden = self.deleted_by_range(&row.key)
+                    || self
+                        .after
+                        .as_ref()
+                        .is_some_and(|link| link.range_deletes.contains(&row.key));
+                if !hidden {
                     out.push((
                         row.key,
                         TxnValue {
@@ -322,17 +436,34 @@ impl<'a, B: KvBackend> Txn<'a, B> {
             read_keys,
             read_ranges: self.read_ranges,
             mutations,
+            chain: Chain {
+                strict: self.strict,
+                after: self.after.map(|link| ChainAfter {
+                    ts: link.ts,
+                    guard: link.guard.clone(),
+                }),
+            },
         })
     }
 
     /// Commits: `Ok(None)` for a read-only transaction, `Ok(Some(commit_ts))`
     /// once applied, `Err(Conflict)` when validation failed.
     pub async fn commit(self) -> Result<Option<Timestamp>, TxnError> {
+        self.commit_observed(Box::new(|_| {})).await
+    }
+
+    /// [`Txn::commit`], calling `on_stamped` with the commit timestamp as
+    /// soon as the proposal is on its way, before it is applied, when the
+    /// backend stamps it on this node (never otherwise).
+    pub async fn commit_observed(
+        self,
+        on_stamped: StampHook,
+    ) -> Result<Option<Timestamp>, TxnError> {
         let backend = self.backend;
         let Some(command) = self.into_command() else {
             return Ok(None);
         };
-        match backend.commit(command).await? {
+        match backend.commit_observed(command, on_stamped).await? {
             ApplyOutcome::Committed { commit_ts } => Ok(Some(commit_ts)),
             ApplyOutcome::Conflict { key } => Err(TxnError::Conflict { key }),
             ApplyOutcome::Refused { reason, key } => Err(TxnError::Refused { reason, key }),
@@ -382,11 +513,13 @@ mod tests {
             read_keys,
             read_ranges,
             mutations,
+            chain,
         }) = txn.into_command()
         else {
             panic!("a transaction with writes commits a Txn command");
         };
         assert_eq!((start_ts, commit_ts), (100, 101));
+        assert_eq!(chain, Chain::default());
         assert_eq!(read_keys, vec![b"a".to_vec(), b"b".to_vec()]);
         assert!(read_ranges.is_empty());
         assert_eq!(
@@ -410,6 +543,99 @@ mod tests {
                 },
             ]
         );
+    }
+
+    fn value(v: Option<TxnValue>) -> Option<Vec<u8>> {
+        v.map(|v| v.value)
+    }
+
+    /// A predecessor that writes a, deletes b and range-deletes [r, s)
+    /// except r2, started before `reader_ts` was taken and committed
+    /// strictly; its link, and the commit ts.
+    async fn predecessor(backend: &LocalBackend) -> (Arc<ChainLink>, Timestamp) {
+        let mut p = Txn::begin(backend).await.expect("begin");
+        p.put(b"a".to_vec(), b"pa".to_vec(), 0);
+        p.delete(b"b".to_vec());
+        p.delete_range(b"r".to_vec(), Some(b"s".to_vec()));
+        p.put(b"r2".to_vec(), b"pr2".to_vec(), 0);
+        p.set_strict();
+        let seed = p.chain_seed().expect("writes a key");
+        let ts = p.commit().await.expect("commit").expect("writes");
+        (Arc::new(seed.stamped(ts)), ts)
+    }
+
+    async fn seeded(backend: &LocalBackend) {
+        let mut t = Txn::begin(backend).await.expect("begin");
+        for k in ["a", "b", "c", "r1", "r3"] {
+            t.put(k.as_bytes().to_vec(), format!("old-{k}").into_bytes(), 0);
+        }
+        t.commit().await.expect("seed");
+    }
+
+    #[tokio::test]
+    async fn a_chained_transaction_reads_through_its_predecessor_and_commits_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        seeded(&backend).await;
+        let before = backend.read_ts().await.expect("ts");
+        let (link, p_ts) = predecessor(&backend).await;
+        let mut c = Txn::chained_at(&backend, before, link);
+        assert_eq!(value(c.get(b"a").expect("a")), Some(b"pa".to_vec()));
+        assert_eq!(value(c.get(b"b").expect("b")), None);
+        assert_eq!(value(c.get(b"c").expect("c")), Some(b"old-c".to_vec()));
+        let many = c
+            .multi_get(&[b"a".to_vec(), b"r1".to_vec(), b"c".to_vec()])
+            .expect("multi");
+        let many: Vec<_> = many.into_iter().map(value).collect();
+        assert_eq!(many, [Some(b"pa".to_vec()), None, Some(b"old-c".to_vec())]);
+        let scanned: Vec<Vec<u8>> = c
+            .scan(b"a", None, 10, Direction::Forward)
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(scanned, [b"a".to_vec(), b"c".to_vec(), b"r2".to_vec()]);
+        c.put(b"a".to_vec(), b"ca".to_vec(), 0);
+        let c_ts = c.commit().await.expect("chained commit").expect("writes");
+        assert!(c_ts > p_ts);
+        let after = Txn::begin(&backend).await.expect("begin");
+        let mut after = after;
+        assert_eq!(value(after.get(b"a").expect("a")), Some(b"ca".to_vec()));
+        assert_eq!(value(after.get(b"r3").expect("r3")), None);
+    }
+
+    #[tokio::test]
+    async fn a_chained_transaction_fails_when_its_predecessor_did_not_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        seeded(&backend).await;
+        let before = backend.read_ts().await.expect("ts");
+        let mut p = Txn::at(&backend, before);
+        p.put(b"a".to_vec(), b"pa".to_vec(), 0);
+        let seed = p.chain_seed().expect("writes a key");
+        // Never committed: its stamp is a timestamp nobody wrote at.
+        let link = Arc::new(seed.stamped(backend.read_ts().await.expect("ts")));
+        let mut c = Txn::chained_at(&backend, before, link);
+        assert_eq!(value(c.get(b"a").expect("a")), Some(b"pa".to_vec()));
+        c.put(b"c".to_vec(), b"cc".to_vec(), 0);
+        assert!(matches!(c.commit().await, Err(TxnError::Conflict { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_chained_transaction_fails_when_a_key_it_read_changed_after_its_predecessor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        seeded(&backend).await;
+        let before = backend.read_ts().await.expect("ts");
+        let (link, _) = predecessor(&backend).await;
+        // Someone else rewrites b (which the predecessor deleted).
+        let mut other = Txn::begin(&backend).await.expect("begin");
+        other.put(b"b".to_vec(), b"other".to_vec(), 0);
+        other.commit().await.expect("other");
+        let mut c = Txn::chained_at(&backend, before, link);
+        assert_eq!(value(c.get(b"b").expect("b")), None);
+        c.put(b"c".to_vec(), b"cc".to_vec(), 0);
+        assert!(matches!(c.commit().await, Err(TxnError::Conflict { .. })));
     }
 
     #[test]

@@ -40,12 +40,20 @@ use super::executor::{ClientInfo, CommandExecutor, WatchToken, WatchedKey};
 use super::pubsub::ScriptPublisher;
 use super::reply::{Protocol, Reply};
 use crate::model::redis::Db;
-use crate::txn::{KvBackend, Txn, TxnError};
+use crate::txn::{ChainLink, KvBackend, Txn, TxnError};
 
 pub use blocking::KeyWaiters;
 pub use ctx::{CmdError, CmdResult, Ctx};
 pub use cursors::CursorTable;
 pub use scripting::ScriptCache;
+
+/// How a combined write round relates to the round in flight before it.
+pub(crate) struct RoundChain {
+    /// The predecessor's writes, once it is stamped (first attempt only).
+    pub after: Option<Arc<ChainLink>>,
+    /// Told of each attempt's own writes once stamped.
+    pub publish: Arc<dyn Fn(Arc<ChainLink>) + Send + Sync>,
+}
 
 /// How many times a command is re-run after a write conflict.
 pub const MAX_CONFLICT_RETRIES: u32 = 16;
@@ -204,13 +212,34 @@ impl<B: KvBackend> RedisExecutor<B> {
     }
 
     /// [`RedisExecutor::run_txn`] for replies shaped for `protocol`.
-    pub(crate) async fn run_txn_with_protocol<F>(&self, protocol: Protocol, mut body: F) -> Reply
+    pub(crate) async fn run_txn_with_protocol<F>(&self, protocol: Protocol, body: F) -> Reply
+    where
+        F: FnMut(&mut Ctx<'_, '_, '_, B>) -> Result<Reply, TxnError>,
+    {
+        self.run_chained_txn(protocol, None, body).await
+    }
+
+    /// [`RedisExecutor::run_txn_with_protocol`] for a write round of the
+    /// combiner (`chain` given): the first attempt reads through the round
+    /// in flight it is chained after, if any, and on a node that stamps
+    /// commits every attempt is strict and publishes its writes once
+    /// stamped, so the next round can chain after it. Retries start afresh.
+    pub(crate) async fn run_chained_txn<F>(
+        &self,
+        protocol: Protocol,
+        chain: Option<&RoundChain>,
+        mut body: F,
+    ) -> Reply
     where
         F: FnMut(&mut Ctx<'_, '_, '_, B>) -> Result<Reply, TxnError>,
     {
         let mut backoff = Duration::from_millis(1);
         for attempt in 0..=MAX_CONFLICT_RETRIES {
-            let mut txn = match Txn::begin(&*self.backend).await {
+            let begun = match chain.and_then(|c| c.after.as_ref()) {
+                Some(link) if attempt == 0 => Txn::chained(&*self.backend, link.clone()).await,
+                _ => Txn::begin(&*self.backend).await,
+            };
+            let mut txn = match begun {
                 Ok(txn) => txn,
                 Err(err) => return txn_error_reply(&err),
             };
@@ -232,7 +261,23 @@ impl<B: KvBackend> RedisExecutor<B> {
                 // Dropping the transaction discards its writes.
                 return abort;
             }
-            match txn.commit().await {
+            let committed = match chain {
+                Some(chain) if self.backend.stamps_locally() => {
+                    txn.set_strict();
+                    match txn.chain_seed() {
+                        Some(seed) => {
+                            let publish = chain.publish.clone();
+                            txn.commit_observed(Box::new(move |ts| {
+                                publish(Arc::new(seed.stamped(ts)));
+                            }))
+                            .await
+                        }
+                        None => txn.commit().await,
+                    }
+                }
+                _ => txn.commit().await,
+            };
+            match committed {
                 Ok(_) => {
                     for key in &written {
                         self.notify_key_written(key);
