@@ -238,6 +238,18 @@ fn writes_outside_ownership_are_refused_and_reads_say_not_owned() {
         group.get(b"a", 10),
         Err(FsmError::NotOwned { .. })
     ));
+    // Given every key back, the group takes the write it refused.
+    let everything = Command::Raw {
+        commit_ts: 20,
+        mutations: vec![Mutation::MetaPut {
+            key: elastickv::fsm::ownership::OWNERSHIP_META_KEY.to_vec(),
+            value: OwnershipTable::everything().encode(),
+        }],
+    };
+    group.apply_entry(3, &everything.encode()).expect("apply");
+    let outcome = group.apply_entry(4, &outside.encode()).expect("apply");
+    assert!(matches!(outcome, Some(ApplyOutcome::Committed { .. })));
+    assert!(group.get(b"a", u64::MAX >> 1).expect("owned read").is_some());
 }
 
 #[test]

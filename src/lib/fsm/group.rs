@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
@@ -61,6 +62,11 @@ pub struct Group {
     store: Arc<GroupStore>,
     hlc: Arc<Hlc>,
     ownership: RwLock<OwnershipTable>,
+    /// `ownership` is the table of every key (a single-group node, the
+    /// common case): the per-key checks of every read and applied write
+    /// then need neither the lock nor a comparison. Stored under the write
+    /// lock whenever the table changes.
+    owns_everything: AtomicBool,
 }
 
 impl std::fmt::Debug for Group {
@@ -86,6 +92,7 @@ impl Group {
             store,
             hlc,
             ownership: RwLock::new(OwnershipTable::everything()),
+            owns_everything: AtomicBool::new(true),
         };
         group.reload_derived_state()?;
         Ok(group)
@@ -103,7 +110,11 @@ impl Group {
             }
             None => OwnershipTable::everything(),
         };
-        *self.ownership.write() = table;
+        let mut ownership = self.ownership.write();
+        self.owns_everything
+            .store(table.owns_everything(), Ordering::Release);
+        *ownership = table;
+        drop(ownership);
         self.hlc.observe(self.store.last_commit_ts());
         if let Some(ceiling) = self.stored_hlc_ceiling()? {
             self.hlc.set_ceiling_ms(ceiling);
@@ -275,7 +286,9 @@ impl Group {
         mutations: Vec<Mutation>,
         chain: Chain,
     ) -> Result<Option<ApplyOutcome>, FsmError> {
-        let unowned = {
+        let unowned = if self.owns_everything.load(Ordering::Acquire) {
+            None
+        } else {
             let table = self.ownership.read();
             mutations
                 .iter()
@@ -326,7 +339,7 @@ impl Group {
     }
 
     fn check_owned(&self, key: &[u8]) -> Result<(), FsmError> {
-        if self.ownership.read().owns(key) {
+        if self.owns_everything.load(Ordering::Acquire) || self.ownership.read().owns(key) {
             Ok(())
         } else {
             Err(FsmError::NotOwned {

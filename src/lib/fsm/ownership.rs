@@ -96,6 +96,11 @@ impl OwnershipTable {
         &self.ranges
     }
 
+    /// True when the table is the single unbounded range: every key.
+    pub fn owns_everything(&self) -> bool {
+        matches!(self.ranges.as_slice(), [only] if only.start.is_empty() && only.end.is_none())
+    }
+
     pub fn owns(&self, key: &[u8]) -> bool {
         // Ranges are sorted: find the last range starting at or before key.
         let idx = self.ranges.partition_point(|r| r.start.as_slice() <= key);
@@ -227,6 +232,17 @@ mod tests {
     #[test]
     fn everything_owns_every_key() {
         let t = OwnershipTable::everything();
+        assert!(t.owns_everything());
+        assert!(
+            !OwnershipTable::new(vec![range(b"", Some(b"m"))])
+                .unwrap()
+                .owns_everything()
+        );
+        assert!(
+            !OwnershipTable::new(vec![range(b"a", None)])
+                .unwrap()
+                .owns_everything()
+        );
         assert!(t.owns(b""));
         assert!(t.owns(&[0xff; 40]));
         assert!(t.owns_range(b"a", None));
