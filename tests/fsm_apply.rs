@@ -249,7 +249,12 @@ fn writes_outside_ownership_are_refused_and_reads_say_not_owned() {
     group.apply_entry(3, &everything.encode()).expect("apply");
     let outcome = group.apply_entry(4, &outside.encode()).expect("apply");
     assert!(matches!(outcome, Some(ApplyOutcome::Committed { .. })));
-    assert!(group.get(b"a", u64::MAX >> 1).expect("owned read").is_some());
+    assert!(
+        group
+            .get(b"a", u64::MAX >> 1)
+            .expect("owned read")
+            .is_some()
+    );
 }
 
 #[test]

@@ -259,7 +259,8 @@ impl GroupStore {
                 return Ok(None);
             }
             // A key both read and written (read-modify-write) is checked once.
-            let mut checked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+            let mut checked: std::collections::HashSet<&[u8], foldhash::fast::RandomState> =
+                Default::default();
             for key in mutation_keys.chain(intent.read_keys.iter()) {
                 if !checked.insert(key.as_slice()) {
                     continue;

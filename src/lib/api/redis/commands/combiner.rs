@@ -178,7 +178,8 @@ struct Waiting {
 /// Keys of the rounds in flight (a key may be in both).
 #[derive(Default)]
 struct BusyKeys {
-    counts: HashMap<Bytes, usize>,
+    /// foldhash rather than SipHash: every command's keys go in and out.
+    counts: HashMap<Bytes, usize, foldhash::fast::RandomState>,
     /// A keyless job's round is in flight: nothing else may start.
     exclusive: bool,
 }
