@@ -564,20 +564,23 @@ mod tests {
         (Arc::new(seed.stamped(ts)), ts)
     }
 
-    async fn seeded(backend: &LocalBackend) {
-        let mut t = Txn::begin(backend).await.expect("begin");
+    /// A backend holding `old-<k>` at a, b, c, r1 and r3, and the read ts
+    /// just after that seed (the start of the chain tests' transactions).
+    async fn seeded() -> (tempfile::TempDir, LocalBackend, Timestamp) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        let mut t = Txn::begin(&backend).await.expect("begin");
         for k in ["a", "b", "c", "r1", "r3"] {
             t.put(k.as_bytes().to_vec(), format!("old-{k}").into_bytes(), 0);
         }
         t.commit().await.expect("seed");
+        let before = backend.read_ts().await.expect("ts");
+        (dir, backend, before)
     }
 
     #[tokio::test]
     async fn a_chained_transaction_reads_through_its_predecessor_and_commits_after_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend = backend(dir.path());
-        seeded(&backend).await;
-        let before = backend.read_ts().await.expect("ts");
+        let (_dir, backend, before) = seeded().await;
         let (link, p_ts) = predecessor(&backend).await;
         let mut c = Txn::chained_at(&backend, before, link);
         assert_eq!(value(c.get(b"a").expect("a")), Some(b"pa".to_vec()));
@@ -606,10 +609,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chained_transaction_fails_when_its_predecessor_did_not_commit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend = backend(dir.path());
-        seeded(&backend).await;
-        let before = backend.read_ts().await.expect("ts");
+        let (_dir, backend, before) = seeded().await;
         let mut p = Txn::at(&backend, before);
         p.put(b"a".to_vec(), b"pa".to_vec(), 0);
         let seed = p.chain_seed().expect("writes a key");
@@ -623,10 +623,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chained_transaction_fails_when_a_key_it_read_changed_after_its_predecessor() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend = backend(dir.path());
-        seeded(&backend).await;
-        let before = backend.read_ts().await.expect("ts");
+        let (_dir, backend, before) = seeded().await;
         let (link, _) = predecessor(&backend).await;
         // Someone else rewrites b (which the predecessor deleted).
         let mut other = Txn::begin(&backend).await.expect("begin");
