@@ -75,9 +75,15 @@ pub fn unescape(escaped: &[u8]) -> Option<Vec<u8>> {
 /// common prefix of all its data keys.
 pub fn encode_key_prefix(user_key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(user_key.len() + TERMINATOR.len() + TS_LEN + 2);
-    escape_into(&mut out, user_key);
-    out.extend_from_slice(&TERMINATOR);
+    key_prefix_into(&mut out, user_key);
     out
+}
+
+/// [`encode_key_prefix`] into `out` (cleared first), reusing its capacity.
+pub fn key_prefix_into(out: &mut Vec<u8>, user_key: &[u8]) {
+    out.clear();
+    escape_into(out, user_key);
+    out.extend_from_slice(&TERMINATOR);
 }
 
 /// Lock column family key of `user_key`.

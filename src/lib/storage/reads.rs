@@ -146,11 +146,19 @@ fn point_value(commit_ts: Timestamp, v: &VersionRef<'_>) -> PointValue {
     }
 }
 
+/// What the newest-version cache alone says of a point read.
+enum CacheAnswer {
+    /// The read's answer (`None`: no live version at the read ts).
+    Hit(Option<PointValue>),
+    /// The cache cannot answer: read through an iterator.
+    Miss,
+}
+
 impl GroupStore {
     /// Value of `key` visible at `read_ts`, if live.
     pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<PointValue>, StorageError> {
         let mut seek = Vec::new();
-        if let Some(answer) = self.cached_point_read(&mut seek, key, read_ts)? {
+        if let CacheAnswer::Hit(answer) = self.cached_point_read(&mut seek, key, read_ts)? {
             return Ok(answer);
         }
         self.point_iters.with_point_iter(&self.db, |it, view| {
@@ -173,8 +181,8 @@ impl GroupStore {
         let mut missed = Vec::new();
         for (i, key) in keys_in.iter().enumerate() {
             match self.cached_point_read(&mut seek, key, read_ts)? {
-                Some(answer) => out[i] = answer,
-                None => missed.push(i),
+                CacheAnswer::Hit(answer) => out[i] = answer,
+                CacheAnswer::Miss => missed.push(i),
             }
         }
         if missed.is_empty() {
@@ -197,38 +205,33 @@ impl GroupStore {
         self.row_cache.stats()
     }
 
-    /// The answer of a point read at `read_ts` from the newest-version
-    /// cache alone: `None` when the cache cannot give it (disabled, no
-    /// entry, or the cached version is newer than `read_ts`), and the read
-    /// must go to an iterator. Needs no iterator, so a hit costs one cache
-    /// lookup; the fence is checked first, as an iterator read would.
-    /// `seek` is scratch space.
-    #[allow(clippy::option_option)]
+    /// A point read at `read_ts` from the newest-version cache alone,
+    /// without an iterator: a hit costs one cache lookup (the fence is
+    /// checked first, as an iterator read would). [`CacheAnswer::Miss`] when
+    /// the cache cannot give it (disabled, no entry, or the cached version
+    /// is newer than `read_ts`): the read must go to an iterator. `seek` is
+    /// scratch space.
     fn cached_point_read(
         &self,
         seek: &mut Vec<u8>,
         user_key: &[u8],
         read_ts: Timestamp,
-    ) -> Result<Option<Option<PointValue>>, StorageError> {
+    ) -> Result<CacheAnswer, StorageError> {
         if !self.row_cache.enabled() {
-            return Ok(None);
+            return Ok(CacheAnswer::Miss);
         }
-        seek.clear();
-        keys::escape_into(seek, user_key);
-        seek.extend_from_slice(&keys::TERMINATOR);
-        let Some(newest) = self.row_cache.get(seek) else {
-            return Ok(None);
+        keys::key_prefix_into(seek, user_key);
+        let newest = match self.row_cache.get(seek) {
+            Some(newest) if newest.ts <= read_ts => newest,
+            _ => return Ok(CacheAnswer::Miss),
         };
-        if newest.ts > read_ts {
-            return Ok(None);
-        }
         self.check_read_ts(read_ts)?;
         self.row_cache.record(true);
         let Some(stored) = newest.stored else {
-            return Ok(Some(None));
+            return Ok(CacheAnswer::Hit(None));
         };
         let v = decode_value_ref(seek, &stored)?;
-        Ok(Some(
+        Ok(CacheAnswer::Hit(
             v.is_live_at(read_ts).then(|| point_value(newest.ts, &v)),
         ))
     }
@@ -246,9 +249,7 @@ impl GroupStore {
         user_key: &[u8],
         read_ts: Timestamp,
     ) -> Result<Option<PointValue>, StorageError> {
-        seek.clear();
-        keys::escape_into(seek, user_key);
-        seek.extend_from_slice(&keys::TERMINATOR);
+        keys::key_prefix_into(seek, user_key);
         let prefix_len = seek.len();
         if !self.row_cache.enabled() {
             return self.visible_at(it, seek, prefix_len, read_ts);

@@ -90,9 +90,10 @@ impl Returning {
     }
 
     /// Whether a round may start now, with `queued` commands waiting and
-    /// `in_flight` rounds committing.
+    /// `in_flight` rounds committing (at most [`ROUNDS_IN_FLIGHT`]).
     fn may_start(&self, queued: usize, in_flight: usize) -> bool {
-        in_flight == 0 || queued.saturating_mul(2) >= self.commands
+        in_flight == 0
+            || (in_flight < ROUNDS_IN_FLIGHT && queued.saturating_mul(2) >= self.commands)
     }
 }
 
@@ -266,8 +267,7 @@ async fn run_rounds<B: KvBackend>(
             }
         }
         let queued = waiting.iter().map(|w| w.job.commands.len()).sum();
-        let round = if rounds.len() < ROUNDS_IN_FLIGHT && returning.may_start(queued, rounds.len())
-        {
+        let round = if returning.may_start(queued, rounds.len()) {
             let Some(exec) = executor.upgrade() else {
                 return;
             };
@@ -561,6 +561,10 @@ mod tests {
             "one late batch does not take a Raft round while the cohort is on its way"
         );
         assert!(returning.may_start(200, 1), "half the cohort is back");
+        assert!(
+            !returning.may_start(4096, ROUNDS_IN_FLIGHT),
+            "never more than ROUNDS_IN_FLIGHT rounds at once"
+        );
         returning.round_started();
         assert!(
             returning.may_start(16, 1),
