@@ -443,5 +443,19 @@ async fn metrics_expose_per_group_raft_state() {
         }
         assert!(get(&["row_cache_entries"]).value >= 0.0);
         assert!(get(&["row_cache_bytes"]).value >= 0.0);
+        for figure in [
+            "rocksdb_table_readers_bytes",
+            "rocksdb_memtable_bytes",
+            "rocksdb_block_cache_bytes",
+            "rocksdb_live_sst_bytes",
+            "rocksdb_l0_files",
+            "rocksdb_pending_compaction_bytes",
+        ] {
+            assert!(get(&[figure]).value >= 0.0, "node {id} {figure}");
+        }
+        assert!(
+            get(&["rocksdb_memtable_bytes"]).value > 0.0,
+            "node {id}: the applied writes sit in memtables"
+        );
     }
 }

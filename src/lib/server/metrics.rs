@@ -1,5 +1,6 @@
 //! The Prometheus `/metrics` endpoint (text exposition format), and the
-//! collector of per-group storage figures (read when scraped).
+//! collector of per-group storage figures (read when scraped): the
+//! newest-version cache and RocksDB's own memory and compaction figures.
 
 use axum::Router;
 use axum::extract::State;
@@ -15,7 +16,8 @@ use tokio::sync::watch;
 
 use crate::storage::GroupStore;
 
-/// Newest-version cache figures of each group's store, read at scrape time.
+/// Newest-version cache and RocksDB figures of each group's store, read at
+/// scrape time.
 /// Hits and misses are exported as gauges of running totals (use `rate()`
 /// as with counters): their source counts only up, so they behave as
 /// counters without a second copy to keep in step.
@@ -26,6 +28,12 @@ pub struct StorageCollector {
     entries: IntGaugeVec,
     bytes: IntGaugeVec,
     budget: IntGaugeVec,
+    table_readers: IntGaugeVec,
+    memtables: IntGaugeVec,
+    block_cache: IntGaugeVec,
+    live_sst: IntGaugeVec,
+    l0_files: IntGaugeVec,
+    pending_compaction: IntGaugeVec,
 }
 
 impl StorageCollector {
@@ -53,16 +61,46 @@ impl StorageCollector {
                 "elastickv_row_cache_budget_bytes",
                 "Budget of the newest-version cache (0: off)",
             )?,
+            table_readers: vec(
+                "elastickv_rocksdb_table_readers_bytes",
+                "Index and bloom-filter blocks of open SST files, held outside the block cache",
+            )?,
+            memtables: vec(
+                "elastickv_rocksdb_memtable_bytes",
+                "Active and immutable memtables of all column families",
+            )?,
+            block_cache: vec(
+                "elastickv_rocksdb_block_cache_bytes",
+                "Data blocks in the block cache",
+            )?,
+            live_sst: vec(
+                "elastickv_rocksdb_live_sst_bytes",
+                "SST files of the current LSM tree",
+            )?,
+            l0_files: vec(
+                "elastickv_rocksdb_l0_files",
+                "SST files in level 0 (each consulted by every point read)",
+            )?,
+            pending_compaction: vec(
+                "elastickv_rocksdb_pending_compaction_bytes",
+                "Bytes compaction estimates it must rewrite",
+            )?,
         })
     }
 
-    fn all(&self) -> [&IntGaugeVec; 5] {
+    fn all(&self) -> [&IntGaugeVec; 11] {
         [
             &self.hits,
             &self.misses,
             &self.entries,
             &self.bytes,
             &self.budget,
+            &self.table_readers,
+            &self.memtables,
+            &self.block_cache,
+            &self.live_sst,
+            &self.l0_files,
+            &self.pending_compaction,
         ]
     }
 }
@@ -85,6 +123,19 @@ impl Collector for StorageCollector {
             set(&self.entries, stats.entries);
             set(&self.bytes, stats.bytes);
             set(&self.budget, stats.budget_bytes);
+            match store.engine_stats() {
+                Ok(engine) => {
+                    set(&self.table_readers, engine.table_readers_bytes);
+                    set(&self.memtables, engine.memtable_bytes);
+                    set(&self.block_cache, engine.block_cache_bytes);
+                    set(&self.live_sst, engine.live_sst_bytes);
+                    set(&self.l0_files, engine.l0_files);
+                    set(&self.pending_compaction, engine.pending_compaction_bytes);
+                }
+                // A scrape must not fail for one figure; the gauges keep
+                // their last values and the log says why.
+                Err(e) => tracing::warn!(group, "RocksDB figures unavailable: {e}"),
+            }
         }
         self.all().into_iter().flat_map(|g| g.collect()).collect()
     }

@@ -12,6 +12,7 @@
 
 pub mod api;
 mod apply;
+mod engine_stats;
 pub mod error;
 mod gc;
 mod iter_pool;
@@ -30,6 +31,7 @@ pub use api::{
     Cf, Chain, ChainAfter, CompactStats, Direction, Mutation, Outcome, Pin, PointValue, ScanPage,
     ScanRequest, VersionedValue, WriteIntent,
 };
+pub use engine_stats::EngineStats;
 pub use error::StorageError;
 pub use gc::{CompactOptions, CompactionPlan, CompactionRunner};
 pub use keys::{

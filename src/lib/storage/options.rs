@@ -52,6 +52,32 @@ impl Default for StoreOptions {
 /// more, smaller flushes.
 const DATA_WRITE_BUFFER_BYTES: usize = 8 << 20;
 
+/// Level-0 files of the data column family that start a compaction into
+/// the base level (RocksDB's default is 4). Writes land on random keys, so
+/// every such compaction rewrites the whole base level; with the small
+/// memtables above, four files came every ~2 s under `redis-benchmark` and
+/// compaction took a third of a core. At eight, half as many compactions
+/// move the same bytes (compaction CPU 8.0 s → 4.1-4.7 s over five rounds
+/// of six tests, HSET and LPUSH +10-30 % in the later rounds;
+/// bench/RESULTS.md, session 12). Point reads pay little for the extra
+/// files: their bloom filters are held in memory.
+const DATA_L0_COMPACTION_TRIGGER: i32 = 8;
+
+/// Target size of the base level, about what level 0 holds when it is
+/// compacted (eight memtables of 8 MiB), as RocksDB's tuning guide advises;
+/// its default of 256 MiB makes each level-0 compaction rewrite up to
+/// 256 MiB before the tree grows a second level.
+const DATA_LEVEL_BASE_BYTES: u64 = 64 << 20;
+
+/// Write-ahead log kept before RocksDB flushes the column families that
+/// pin its oldest file. The small column families (meta, lock, Raft state)
+/// are written on every apply but fill their 64 MiB memtables only after
+/// hours, and each of them pins every log file written since its last
+/// flush. Without a cap RocksDB allows four times the memtable budget
+/// (about 2 GiB here): one minute of `redis-benchmark` left 45 log files,
+/// 450 MB, all to be replayed at restart; with the cap, two files, 10 MB.
+const MAX_TOTAL_WAL_BYTES: u64 = 64 << 20;
+
 fn mvcc_prefix(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(TS_LEN)]
 }
@@ -60,12 +86,26 @@ fn is_data_key(key: &[u8]) -> bool {
     split_data_key(key).is_some()
 }
 
+/// Block-based table options: the block cache holds data blocks only; each
+/// SST file's index and bloom filter are loaded once, when the file is
+/// opened, and live with its table reader (`rocksdb.estimate-table-readers-mem`,
+/// exported as `elastickv_rocksdb_table_readers_bytes`: about 1.5 % of the
+/// data on disk).
+///
+/// Why not in the block cache: a file's index and filter blocks grow with
+/// the file (about 1 MiB each for a 64 MiB file), as large as a shard of
+/// the 64 MiB cache, which drops such a block as soon as the seek that
+/// loaded it lets go. Every later seek into the file read, checksummed and
+/// LZ4-decoded it again: once the first files reached the bottom level,
+/// a quarter of the Redis workers' CPU went there and HSET fell from 240 k
+/// to 120 k requests a second over five rounds of `bench/redis.sh`
+/// (bench/RESULTS.md, session 12). Partitioned indexes and filters also
+/// fixed it, at 5-10 % more CPU per seek than blocks held in place.
 fn table_options(cache: &Cache) -> BlockBasedOptions {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_cache_index_and_filter_blocks(false);
     table
 }
 
@@ -81,6 +121,10 @@ pub fn cf_options(cf: Cf, cache: &Cache) -> Options {
         ));
         opts.set_memtable_prefix_bloom_ratio(0.1);
         opts.set_write_buffer_size(DATA_WRITE_BUFFER_BYTES);
+        opts.set_level_zero_file_num_compaction_trigger(DATA_L0_COMPACTION_TRIGGER);
+        opts.set_level_zero_slowdown_writes_trigger(DATA_L0_COMPACTION_TRIGGER * 3);
+        opts.set_level_zero_stop_writes_trigger(DATA_L0_COMPACTION_TRIGGER * 5);
+        opts.set_max_bytes_for_level_base(DATA_LEVEL_BASE_BYTES);
         table.set_whole_key_filtering(false);
     }
     opts.set_block_based_table_factory(&table);
@@ -96,6 +140,7 @@ pub fn open_db(path: &Path, opts: &StoreOptions) -> Result<Arc<DB>, StorageError
     db_opts.create_missing_column_families(opts.create_if_missing);
     db_opts.set_max_background_jobs(2);
     db_opts.set_bytes_per_sync(1 << 20);
+    db_opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     let descriptors = Cf::ALL
         .into_iter()
         .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &cache)));
