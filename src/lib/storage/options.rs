@@ -47,27 +47,17 @@ impl Default for StoreOptions {
 /// memtable row, and inserting one is a skiplist descent whose cost grows
 /// with the memtable (more levels, fewer of them in the CPU cache): with
 /// RocksDB's 64 MiB default, inserts took half of the Raft apply thread
-/// under redis-benchmark SET; at 8 MiB the apply costs ~30 % less per
-/// write and SET/HSET throughput rose 15-25 % (bench/RESULTS.md), for
-/// more, smaller flushes.
-const DATA_WRITE_BUFFER_BYTES: usize = 8 << 20;
-
-/// Level-0 files of the data column family that start a compaction into
-/// the base level (RocksDB's default is 4). Writes land on random keys, so
-/// every such compaction rewrites the whole base level; with the small
-/// memtables above, four files came every ~2 s under `redis-benchmark` and
-/// compaction took a third of a core. At eight, half as many compactions
-/// move the same bytes (compaction CPU 8.0 s → 4.1-4.7 s over five rounds
-/// of six tests, HSET and LPUSH +10-30 % in the later rounds;
-/// bench/RESULTS.md, session 12). Point reads pay little for the extra
-/// files: their bloom filters are held in memory.
-const DATA_L0_COMPACTION_TRIGGER: i32 = 8;
-
-/// Target size of the base level, about what level 0 holds when it is
-/// compacted (eight memtables of 8 MiB), as RocksDB's tuning guide advises;
-/// its default of 256 MiB makes each level-0 compaction rewrite up to
-/// 256 MiB before the tree grows a second level.
-const DATA_LEVEL_BASE_BYTES: u64 = 64 << 20;
+/// under redis-benchmark SET, and 8 MiB made the apply ~30 % cheaper.
+/// 16 MiB (one skiplist level more than 8 MiB on average) halves the
+/// flushes, and with them the level-0 compactions, each of which rewrites
+/// the whole base level when writes land on random keys: at 8 MiB,
+/// compaction took up to half a core in the later rounds of
+/// `bench/rounds.sh` and HSET fell to 147 k requests a second; at 16 MiB
+/// it held 245 k (bench/RESULTS.md, session 12). Level 0 keeps RocksDB's
+/// trigger of four files: compacting at eight halved compaction as well,
+/// but made creating keys 20 % slower (a creation range-scans the key's
+/// rows, and that seek visits every level-0 file).
+const DATA_WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 /// Write-ahead log kept before RocksDB flushes the column families that
 /// pin its oldest file. The small column families (meta, lock, Raft state)
@@ -121,10 +111,6 @@ pub fn cf_options(cf: Cf, cache: &Cache) -> Options {
         ));
         opts.set_memtable_prefix_bloom_ratio(0.1);
         opts.set_write_buffer_size(DATA_WRITE_BUFFER_BYTES);
-        opts.set_level_zero_file_num_compaction_trigger(DATA_L0_COMPACTION_TRIGGER);
-        opts.set_level_zero_slowdown_writes_trigger(DATA_L0_COMPACTION_TRIGGER * 3);
-        opts.set_level_zero_stop_writes_trigger(DATA_L0_COMPACTION_TRIGGER * 5);
-        opts.set_max_bytes_for_level_base(DATA_LEVEL_BASE_BYTES);
         table.set_whole_key_filtering(false);
     }
     opts.set_block_based_table_factory(&table);
