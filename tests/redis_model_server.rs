@@ -77,6 +77,49 @@ async fn active_expiry_removes_rows_of_expired_collections() {
     server.stop().await;
 }
 
+/// Creating a key skips the range delete of its rows only when its META
+/// row never had a version; history compaction can drop the META of an
+/// expired key and leave its member rows (they carry no TTL), so once
+/// anything was compacted the creation range-deletes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_whose_meta_was_compacted_away_do_not_reappear() {
+    use elastickv::storage::CompactOptions;
+    use elastickv::txn::KvBackend;
+
+    let server = harness::TestServer::start().await;
+    let exec = &server.executor;
+    assert_eq!(
+        call(exec, &["HSET", "h", "a", "1", "b", "2"]).await,
+        Reply::Integer(2)
+    );
+    assert_eq!(call(exec, &["PEXPIRE", "h", "20"]).await, Reply::Integer(1));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while call(exec, &["EXISTS", "h"]).await != Reply::Integer(0) {
+        assert!(std::time::Instant::now() < deadline, "key never expired");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // No active expiry ran: the field rows are still stored. Compacting
+    // history up to now drops the expired META and keeps those rows.
+    let backend = exec.backend();
+    let target = backend.read_ts().await.unwrap();
+    let stats = backend
+        .group()
+        .store()
+        .compact(target, &CompactOptions::at(0))
+        .unwrap();
+    assert!(stats.watermark >= target);
+    assert_eq!(
+        call(exec, &["HSET", "h", "z", "9"]).await,
+        Reply::Integer(1)
+    );
+    assert_eq!(call(exec, &["HLEN", "h"]).await, Reply::Integer(1));
+    assert_eq!(
+        call(exec, &["HGETALL", "h"]).await,
+        Reply::Map(vec![(Reply::bulk("z"), Reply::bulk("9"))])
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_rows_of_an_expired_key_never_reappear() {
     let server = harness::TestServer::start().await;

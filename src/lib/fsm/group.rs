@@ -355,6 +355,12 @@ impl Group {
         Ok(self.store.get(key, read_ts)?)
     }
 
+    /// [`GroupStore::never_written`], refused for keys the group does not own.
+    pub fn never_written(&self, key: &[u8]) -> Result<bool, FsmError> {
+        self.check_owned(key)?;
+        Ok(self.store.never_written(key)?)
+    }
+
     /// Batched point reads (results in input order).
     pub fn multi_get(
         &self,

@@ -332,6 +332,29 @@ impl GroupStore {
         self.visible_at(&mut bounded, seek, prefix_len, read_ts)
     }
 
+    /// True when `key` provably never had a version: none is stored (of any
+    /// kind, at any ts) and no history was ever compacted away (the read
+    /// fence is 0). False whenever that cannot be shown. Callers use it to
+    /// skip work that only matters for a key with a past (the Redis model
+    /// skips range-deleting the rows of a key it creates).
+    ///
+    /// The versions are looked at before the fence: compaction raises the
+    /// fence (SeqCst) before it deletes anything, so a fence still 0 after
+    /// the look means no version had been compacted away before it.
+    pub fn never_written(&self, key: &[u8]) -> Result<bool, StorageError> {
+        let prefix = keys::encode_key_prefix(key);
+        // Under the cache's rules an entry is the key's newest version
+        // exactly, or "no version" (ts 0).
+        let none_stored = match self.row_cache.get(&prefix) {
+            Some(newest) => newest.ts == 0,
+            None => self
+                .point_iters
+                .with_point_iter(&self.db, |it, _| newest_version_ts(&self.db, it, &prefix))?
+                .is_none(),
+        };
+        Ok(none_stored && self.read_fence() == 0)
+    }
+
     /// Commit ts of the newest version of `key` of any kind (tombstones and
     /// expired values included); not fenced by the watermark.
     pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
@@ -550,6 +573,42 @@ mod tests {
                 keys_only: false,
             })
             .unwrap()
+    }
+
+    #[test]
+    fn never_written_needs_no_version_of_any_kind_and_no_compacted_history() {
+        let (_d, store) = store_with(&[(b"live", 10, Some(0)), (b"gone", 20, None)]);
+        assert!(!store.never_written(b"live").unwrap());
+        assert!(
+            !store.never_written(b"gone").unwrap(),
+            "a tombstone is a past"
+        );
+        assert!(store.never_written(b"fresh").unwrap());
+        // The same answers once the newest-version cache holds the keys
+        // (a read of an absent key caches "no version").
+        assert_eq!(store.get(b"fresh", 30).unwrap(), None);
+        assert_eq!(store.get(b"gone", 30).unwrap(), None);
+        assert!(store.never_written(b"fresh").unwrap());
+        assert!(!store.never_written(b"gone").unwrap());
+        // A version newer than any read ts still counts.
+        commit(
+            &store,
+            40,
+            Mutation::Put {
+                key: b"later".to_vec(),
+                value: b"v".to_vec(),
+                expire_at: 0,
+            },
+        );
+        assert!(!store.never_written(b"later").unwrap());
+        // Once history was compacted, a key with no version may have had
+        // one: nothing is provable any more.
+        store
+            .compact(35, &crate::storage::CompactOptions::at(0))
+            .unwrap();
+        assert!(store.read_fence() > 0);
+        assert!(!store.never_written(b"fresh").unwrap());
+        assert!(!store.never_written(b"other").unwrap());
     }
 
     #[test]

@@ -59,6 +59,12 @@ pub trait KvBackend: Send + Sync + 'static {
         Ok(self.group().scan(req)?)
     }
 
+    /// True when `key` provably never had a version on the local replica
+    /// (`GroupStore::never_written`).
+    fn never_written(&self, key: &[u8]) -> Result<bool, TxnError> {
+        Ok(self.group().never_written(key)?)
+    }
+
     /// Replicates and applies a command; returns once applied on this node.
     /// The backend stamps the command's commit timestamp itself, at a point
     /// ordered after every read timestamp it has handed out, so a commit

@@ -396,6 +396,56 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         self.range_deletes.insert(start, end);
     }
 
+    /// Deletes every row in `[start, end)` as [`Txn::delete_range`] does,
+    /// but proposes no range delete when no committed or inherited row can
+    /// be there: `guard` provably never had a version on this replica
+    /// ([`KvBackend::never_written`]) and the predecessor (if chained)
+    /// wrote nothing in the range. The apply of a range delete scans the
+    /// range, one seek in every memtable and level-0 file; for a key that
+    /// is being created that scan found nothing, at half the Raft thread's
+    /// time (`bench/RESULTS.md`, session 12). Own buffered writes in the
+    /// range are dropped either way, and a failed proof falls back to the
+    /// range delete. Returns whether the range delete was proposed.
+    ///
+    /// Sound only when rows of the range are never written without `guard`
+    /// in the same commit, and this transaction validates `guard` (it read
+    /// or writes it): a row committed after the start would come with a
+    /// newer `guard` and fail that validation.
+    pub fn delete_range_guarded(
+        &mut self,
+        guard: &[u8],
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+    ) -> bool {
+        let upper = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let inherited_rows = self.after.as_ref().is_some_and(|link| {
+            link.writes.contains_key(guard)
+                || link
+                    .writes
+                    .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+                    .next()
+                    .is_some()
+        });
+        let provably_empty =
+            !inherited_rows && matches!(self.backend.never_written(guard), Ok(true));
+        if !provably_empty {
+            self.delete_range(start, end);
+            return true;
+        }
+        let own: Vec<Vec<u8>> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in own {
+            self.writes.remove(&key);
+        }
+        false
+    }
+
     /// Buffers a group metadata record write.
     pub fn meta_put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.meta.push(Mutation::MetaPut { key, value });
@@ -633,6 +683,71 @@ mod tests {
         assert_eq!(value(c.get(b"b").expect("b")), None);
         c.put(b"c".to_vec(), b"cc".to_vec(), 0);
         assert!(matches!(c.commit().await, Err(TxnError::Conflict { .. })));
+    }
+
+    fn mutations_of(txn: Txn<'_, LocalBackend>) -> Vec<Mutation> {
+        match txn.into_command() {
+            Some(Command::Txn { mutations, .. }) => mutations,
+            other => panic!("expected a Txn command, got {other:?}"),
+        }
+    }
+
+    fn has_range_delete(mutations: &[Mutation]) -> bool {
+        mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::DeleteRange { .. }))
+    }
+
+    #[tokio::test]
+    async fn a_guarded_range_delete_of_a_never_written_key_proposes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        let mut txn = Txn::begin(&backend).await.expect("begin");
+        txn.put(b"k/1".to_vec(), b"own row".to_vec(), 0);
+        assert!(!txn.delete_range_guarded(b"k/", b"k/".to_vec(), Some(b"k0".to_vec())));
+        assert_eq!(txn.get(b"k/1").expect("read"), None, "own row dropped");
+        txn.put(b"k/".to_vec(), b"meta".to_vec(), 0);
+        assert_eq!(
+            mutations_of(txn),
+            vec![Mutation::Put {
+                key: b"k/".to_vec(),
+                value: b"meta".to_vec(),
+                expire_at: 0,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guarded_range_delete_falls_back_when_the_guard_has_a_past() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend(dir.path());
+        let mut t = Txn::begin(&backend).await.expect("begin");
+        t.put(b"k/".to_vec(), b"meta".to_vec(), 0);
+        t.put(b"k/1".to_vec(), b"row".to_vec(), 0);
+        t.commit().await.expect("create");
+        let mut t = Txn::begin(&backend).await.expect("begin");
+        t.delete(b"k/".to_vec());
+        t.commit().await.expect("delete only the guard");
+        // The guard is a tombstone now, and its row is still there.
+        let mut txn = Txn::begin(&backend).await.expect("begin");
+        assert!(txn.delete_range_guarded(b"k/", b"k/".to_vec(), Some(b"k0".to_vec())));
+        assert_eq!(txn.get(b"k/1").expect("read"), None);
+        txn.put(b"k/".to_vec(), b"meta2".to_vec(), 0);
+        assert!(has_range_delete(&mutations_of(txn)));
+    }
+
+    #[tokio::test]
+    async fn a_guarded_range_delete_falls_back_on_rows_its_predecessor_wrote() {
+        let (_dir, backend, before) = seeded().await;
+        let (link, _) = predecessor(&backend).await;
+        // The predecessor wrote r2 inside [r, s); q never existed.
+        let mut c = Txn::chained_at(&backend, before, Arc::clone(&link));
+        assert!(c.delete_range_guarded(b"q", b"r".to_vec(), Some(b"s".to_vec())));
+        c.put(b"q".to_vec(), b"cq".to_vec(), 0);
+        assert!(has_range_delete(&mutations_of(c)));
+        // ... and when the predecessor wrote the guard itself.
+        let mut c = Txn::chained_at(&backend, before, link);
+        assert!(c.delete_range_guarded(b"r2", b"t".to_vec(), Some(b"u".to_vec())));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl<B: KvBackend> Db<'_, '_, B> {
     pub fn load_counted_for_write(&mut self, key: &[u8], kind: Kind) -> Result<Loaded> {
         let loaded = self.load_counted(key, kind)?;
         if !loaded.existed {
-            self.drop_rows(key);
+            self.clear_for_creation(key);
         }
         Ok(loaded)
     }

@@ -4,9 +4,11 @@
 //! committing a transaction are async), so MULTI/EXEC and Lua run many
 //! operations in one transaction.
 //!
-//! Invariants: a key exists iff its META row is visible; creating a key
-//! range-deletes its whole row range first, so member rows left behind by
-//! an expired incarnation are never seen; removing a key range-deletes the
+//! Invariants: a key exists iff its META row is visible; rows of a key are
+//! only ever written together with its META row; creating a key
+//! range-deletes its whole row range first (skipped when its META row
+//! provably never had a version, so no row can exist), so member rows left
+//! behind by an expired incarnation are never seen; removing a key range-deletes the
 //! same range; every write rewrites the META row (its commit ts is the
 //! key's WATCH token); a collection that becomes empty is removed.
 
@@ -83,8 +85,19 @@ impl<'t, 'a, B: KvBackend> Db<'t, 'a, B> {
 
     /// Creates `key` afresh: drops every row it may have, writes META.
     pub fn create(&mut self, key: &[u8], body: &Body, expire_at: Timestamp) {
-        self.txn.delete_range(meta_key(key), Some(key_end(key)));
+        self.clear_for_creation(key);
         self.put_meta(key, body, expire_at);
+    }
+
+    /// Drops every row an absent `key` may still have (left by an expired
+    /// incarnation) before the command creates it. No range delete is
+    /// proposed when the key provably never existed (`Txn::delete_range_guarded`
+    /// with META as the guard): rows are only ever written together with
+    /// META, and a creating command reads META (and then writes it), so
+    /// its commit validates it.
+    pub fn clear_for_creation(&mut self, key: &[u8]) {
+        self.txn
+            .delete_range_guarded(&meta_key(key), meta_key(key), Some(key_end(key)));
     }
 
     /// Removes `key` and all its rows; true when it existed.

@@ -90,7 +90,7 @@ impl<B: KvBackend> Db<'_, '_, B> {
             if only_existing {
                 return Ok(0);
             }
-            self.drop_rows(key);
+            self.clear_for_creation(key);
         }
         for item in items {
             match end {

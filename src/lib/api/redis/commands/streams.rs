@@ -303,7 +303,7 @@ pub fn xadd<B: KvBackend>(ctx: &mut Ctx<B>, cmd: &Command) -> CmdResult {
         .into());
     }
     if existing.is_none() {
-        ctx.db.drop_rows(key);
+        ctx.db.clear_for_creation(key);
     }
     ctx.db.member_put(
         key,
