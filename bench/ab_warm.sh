@@ -8,12 +8,17 @@
 #
 # usage: AB_TESTS="hset incr" REQUESTS=300000 REPEATS=3 bench/ab_warm.sh BIN_A BIN_B [BIN...]
 #
+# Key creation instead (every command a new key, no warm-up run):
+#   WARMUP=0 KEYSPACE=100000000 AB_TESTS="set incr" REQUESTS=1500000 bench/ab_warm.sh BIN_A BIN_B
+#
 # Builds alternate run by run, so a slow minute of a shared machine lands
 # on every build alike; compare the medians and look at the spread.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 REQUESTS=${REQUESTS:-300000}
 REPEATS=${REPEATS:-3}
+WARMUP=${WARMUP:-1}
+KEYSPACE=${KEYSPACE:-100000}
 read -r -a TESTS <<< "${AB_TESTS:-set incr hset zadd lpush}"
 if [ "$#" -lt 2 ]; then
   echo "usage: $0 BIN_A BIN_B [BIN...]" >&2
@@ -25,12 +30,12 @@ TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() {
-  redis-benchmark -p "$1" -t "$2" -n "$REQUESTS" -P 16 -c 50 -r 100000 --csv 2>/dev/null |
+  redis-benchmark -p "$1" -t "$2" -n "$REQUESTS" -P 16 -c 50 -r "$KEYSPACE" --csv 2>/dev/null |
     awk -F, 'NR == 2 { gsub(/"/, "", $2); print $2 }'
 }
 
 machine
-echo "command: redis-benchmark -t <test> -n $REQUESTS -P 16 -c 50 -r 100000 (after one warm-up run), $REPEATS repetitions"
+echo "command: redis-benchmark -t <test> -n $REQUESTS -P 16 -c 50 -r $KEYSPACE ($WARMUP warm-up runs first), $REPEATS repetitions"
 for t in "${TESTS[@]}"; do
   for _ in $(seq 1 "$REPEATS"); do
     i=0
@@ -38,10 +43,10 @@ for t in "${TESTS[@]}"; do
       i=$((i + 1))
       port=$(free_port); gport=$(free_port)
       dir="$WORK/node-$i-$t"
-      "$bin" serve --data-dir "$dir" --listen "127.0.0.1:$gport" --redis "127.0.0.1:$port" --metrics "" > "$dir.log" 2>&1 &
-      pid=$!
-      wait_port "$port"
-      run "$port" "$t" > /dev/null
+      start_node "$bin" "$dir" "$port" "$gport"
+      pid=$NODE_PID
+      wait_writable "$port"
+      for _ in $(seq 1 "$WARMUP"); do run "$port" "$t" > /dev/null; done
       before=$(cpu_ticks "$pid")
       rps=$(run "$port" "$t")
       after=$(cpu_ticks "$pid")

@@ -41,6 +41,27 @@ wait_port() {
   return 1
 }
 
+# start_node BIN DIR PORT GPORT: a single-node `serve` of BIN with its data
+# in DIR (log in DIR.log), Redis on PORT and gRPC on GPORT, in the
+# background; returns once the Redis port accepts connections. Sets
+# NODE_PID (also killed on exit).
+start_node() {
+  "$1" serve --data-dir "$2" --listen "127.0.0.1:$4" --redis "127.0.0.1:$3" --metrics "" > "$2.log" 2>&1 &
+  NODE_PID=$!
+  PIDS+=("$NODE_PID")
+  wait_port "$3"
+}
+
+# wait_writable PORT: poll (bounded) until the node's group takes a write.
+wait_writable() {
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$1" SET bench:ready 1 2>/dev/null)" = "OK" ] && return 0
+    sleep 0.1
+  done
+  echo "port $1 never took a write" >&2
+  return 1
+}
+
 machine() {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(date -u +%Y-%m-%d)"
 }

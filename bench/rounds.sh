@@ -17,10 +17,9 @@ REQUESTS=${REQUESTS:-100000}
 read -r -a TESTS <<< "${RTESTS:-set get incr lpush hset zadd}"
 
 port=$(free_port); gport=$(free_port)
-"$BIN" serve --data-dir "$WORK/ekv" --listen "127.0.0.1:$gport" --redis "127.0.0.1:$port" --metrics "" > "$WORK/ekv.log" 2>&1 &
-pid=$!
-PIDS+=("$pid")
-wait_port "$port"; wait_leader "127.0.0.1:$gport"
+start_node "$BIN" "$WORK/ekv" "$port" "$gport"
+pid=$NODE_PID
+wait_leader "127.0.0.1:$gport"
 
 # threads: "name-tid cpu_ns" per thread of the server, sorted for join.
 threads() {

@@ -36,6 +36,15 @@ async fn call(exec: &RedisExecutor<LocalBackend>, argv: &[&str]) -> Reply {
     exec.execute(&client(), command).await
 }
 
+/// Polls (bounded) until `key` no longer exists.
+async fn wait_until_expired(exec: &RedisExecutor<LocalBackend>, key: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while call(exec, &["EXISTS", key]).await != Reply::Integer(0) {
+        assert!(std::time::Instant::now() < deadline, "{key} never expired");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_functional_suite() {
     let server = harness::TestServer::start().await;
@@ -57,11 +66,7 @@ async fn active_expiry_removes_rows_of_expired_collections() {
         call(exec, &["HSET", "keep", "a", "1"]).await,
         Reply::Integer(1)
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while call(exec, &["EXISTS", "h"]).await != Reply::Integer(0) {
-        assert!(std::time::Instant::now() < deadline, "key never expired");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_expired(exec, "h").await;
     let page = exec.expire_page(None, 100).await.unwrap();
     assert_eq!(page.removed, 1);
     assert_eq!(page.resume, None);
@@ -93,11 +98,7 @@ async fn rows_whose_meta_was_compacted_away_do_not_reappear() {
         Reply::Integer(2)
     );
     assert_eq!(call(exec, &["PEXPIRE", "h", "20"]).await, Reply::Integer(1));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while call(exec, &["EXISTS", "h"]).await != Reply::Integer(0) {
-        assert!(std::time::Instant::now() < deadline, "key never expired");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_expired(exec, "h").await;
     // No active expiry ran: the field rows are still stored. Compacting
     // history up to now drops the expired META and keeps those rows.
     let backend = exec.backend();
@@ -126,11 +127,7 @@ async fn stale_rows_of_an_expired_key_never_reappear() {
     let exec = &server.executor;
     call(exec, &["RPUSH", "l", "a", "b", "c"]).await;
     call(exec, &["PEXPIRE", "l", "20"]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while call(exec, &["EXISTS", "l"]).await != Reply::Integer(0) {
-        assert!(std::time::Instant::now() < deadline, "key never expired");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_expired(exec, "l").await;
     assert_eq!(call(exec, &["RPUSH", "l", "x"]).await, Reply::Integer(1));
     assert_eq!(
         call(exec, &["LRANGE", "l", "0", "-1"]).await,

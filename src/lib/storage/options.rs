@@ -85,12 +85,13 @@ fn is_data_key(key: &[u8]) -> bool {
 /// Why not in the block cache: a file's index and filter blocks grow with
 /// the file (666 KB and 652 KB for a 24 MB file of 1.2 M versions; files
 /// reach 64 MiB), as large as a 1 MiB shard of the 64 MiB cache, which
-/// drops such a block as soon as the seek that loaded it lets go. Every later seek into the file read, checksummed and
-/// LZ4-decoded it again: once the first files reached the bottom level,
-/// a quarter of the Redis workers' CPU went there and HSET fell from 240 k
-/// to 120 k requests a second over five rounds of `bench/redis.sh`
-/// (bench/RESULTS.md, session 12). Partitioned indexes and filters also
-/// fixed it, at 5-10 % more CPU per seek than blocks held in place.
+/// drops such a block as soon as the seek that loaded it lets go. Every
+/// later seek into the file read, checksummed and LZ4-decoded it again:
+/// once the first files reached the bottom level, a quarter of the Redis
+/// workers' CPU went there and HSET fell from 240 k to 120 k requests a
+/// second over five rounds of `bench/rounds.sh` (bench/RESULTS.md,
+/// session 12). Partitioned indexes and filters also fixed it, but ran
+/// HSET and ZADD 10-30 % slower while the tree was small.
 fn table_options(cache: &Cache) -> BlockBasedOptions {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);

@@ -381,19 +381,21 @@ impl<'a, B: KvBackend> Txn<'a, B> {
 
     /// Buffers the deletion of every key in `[start, end)`.
     pub fn delete_range(&mut self, start: Vec<u8>, end: Option<Vec<u8>>) {
-        let upper = match &end {
-            Some(end) => Bound::Excluded(end.as_slice()),
-            None => Bound::Unbounded,
-        };
+        self.drop_own_writes(&start, end.as_deref());
+        self.range_deletes.insert(start, end);
+    }
+
+    /// Forgets the buffered writes of keys in `[start, end)`.
+    fn drop_own_writes(&mut self, start: &[u8], end: Option<&[u8]>) {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let covered: Vec<Vec<u8>> = self
             .writes
-            .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+            .range::<[u8], _>((Bound::Included(start), upper))
             .map(|(k, _)| k.clone())
             .collect();
         for key in covered {
             self.writes.remove(&key);
         }
-        self.range_deletes.insert(start, end);
     }
 
     /// Deletes every row in `[start, end)` as [`Txn::delete_range`] does,
@@ -417,10 +419,7 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         start: Vec<u8>,
         end: Option<Vec<u8>>,
     ) -> bool {
-        let upper = match &end {
-            Some(end) => Bound::Excluded(end.as_slice()),
-            None => Bound::Unbounded,
-        };
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let inherited_rows = self.after.as_ref().is_some_and(|link| {
             link.writes.contains_key(guard)
                 || link
@@ -431,19 +430,13 @@ impl<'a, B: KvBackend> Txn<'a, B> {
         });
         let provably_empty =
             !inherited_rows && matches!(self.backend.never_written(guard), Ok(true));
-        if !provably_empty {
+        if provably_empty {
+            self.drop_own_writes(&start, end.as_deref());
+            false
+        } else {
             self.delete_range(start, end);
-            return true;
+            true
         }
-        let own: Vec<Vec<u8>> = self
-            .writes
-            .range::<[u8], _>((Bound::Included(start.as_slice()), upper))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in own {
-            self.writes.remove(&key);
-        }
-        false
     }
 
     /// Buffers a group metadata record write.
